@@ -1,0 +1,64 @@
+"""The ``teachdiff`` command line: ``teachdiff data|train|restore|evaluate|reproduce``.
+
+Each command lives next to the code it drives and exposes ``add_parser(subparsers)``, which
+adds its sub-parser and sets ``func`` (a callable taking the parsed arguments and returning
+an exit code). This file only wires them together and turns expected errors into a one-line
+message and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that provide a command, in the order `teachdiff --help` lists them.
+COMMAND_MODULES = [
+    "teachdiff.data.cli",
+]
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """An expected failure of a command (bad input, missing data): printed without traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teachdiff",
+        description="Conditional diffusion models for microscopy image restoration.",
+        epilog="Run `teachdiff COMMAND --help` for the options and examples of each command.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from teachdiff import __version__
+
+    return f"teachdiff {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except (CommandError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
+        print(f"teachdiff {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"teachdiff {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""Benchmark post-processing before scoring, as in the paper (§4 Results, microtubules; §S2).
+
+The paper: "for [N2V, CARE, UNet-RCAN] we first clipped the pixel values to the range [0, 255],
+and then rescaled them to the ground truth pixel distribution of the training set using a linear
+transformation"; DDPM and pix2pix outputs were only clipped to [0, 255] and cast to 8 bit. The
+paper does not say which linear map; we match the first two moments (mean and standard
+deviation), the least-squares choice for a linear map between two distributions, and offer
+matching two percentiles (robust to a few hot pixels) as an option. The map's parameters are
+fitted on whatever ``pred`` is given: pass one method's whole stack of test predictions to fit one
+map per method (the reading we follow), or a single image to fit it per image.
+
+Microtubule predictions were also re-aligned to the ground truth before scoring; see
+:func:`align_to_gt` (sub-pixel phase correlation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+RESCALE_METHODS = ("mean_std", "percentile")
+
+
+@dataclass(frozen=True)
+class IntensityReference:
+    """Summary of the ground-truth training pixel distribution that predictions are mapped onto."""
+
+    mean: float
+    std: float
+    low: float
+    """Value at ``percentiles[0]`` (used by ``method="percentile"``)."""
+    high: float
+    percentiles: tuple[float, float] = (1.0, 99.9)
+
+    @classmethod
+    def from_images(cls, images, percentiles: tuple[float, float] = (1.0, 99.9)) -> IntensityReference:
+        """Statistics of all pixels of ``images`` (an array or a list of arrays, 0..255 scale)."""
+        pixels = _all_pixels(images, "gt_train_reference")
+        low, high = np.percentile(pixels, percentiles)
+        return cls(float(pixels.mean()), float(pixels.std()), float(low), float(high), tuple(percentiles))
+
+
+def clip_and_rescale(
+    pred,
+    gt_train_reference,
+    method: str = "mean_std",
+    clip_output: bool = True,
+) -> np.ndarray:
+    r"""Clip ``pred`` to [0, 255], then map it linearly onto the GT training distribution.
+
+    ``method="mean_std"``: :math:`\hat y' = (\hat y - \mu_{\hat y}) \, \sigma_y / \sigma_{\hat y} + \mu_y`.
+    ``method="percentile"``: the ``reference.percentiles`` of ``pred`` go to those of the GT.
+
+    ``pred`` may be one image or a stack (the map is fitted on all of it). ``gt_train_reference``
+    is an :class:`IntensityReference` or the GT training images themselves. ``clip_output`` clips
+    the result to [0, 255] again, so that it stays on the scale the metrics are defined on
+    (the paper does not say; without it, PSNR's L = 255 would no longer be the peak).
+    A constant prediction cannot be stretched: it is moved to the reference mean.
+    """
+    if method not in RESCALE_METHODS:
+        raise ValueError(f"unknown rescale method {method!r}; choose one of {RESCALE_METHODS}.")
+    reference = (
+        gt_train_reference
+        if isinstance(gt_train_reference, IntensityReference)
+        else IntensityReference.from_images(gt_train_reference)
+    )
+    clipped = np.clip(_as_float_array(pred, "pred"), 0.0, 255.0)
+    if method == "mean_std":
+        source_centre, source_spread = clipped.mean(), clipped.std()
+        target_centre, target_spread = reference.mean, reference.std
+    else:
+        source_low, source_high = np.percentile(clipped, reference.percentiles)
+        source_centre, source_spread = source_low, source_high - source_low
+        target_centre, target_spread = reference.low, reference.high - reference.low
+    scale = target_spread / source_spread if source_spread > 0 else 0.0
+    rescaled = (clipped - source_centre) * scale + target_centre
+    if method == "mean_std" and source_spread == 0:
+        rescaled = np.full_like(clipped, reference.mean)
+    return np.clip(rescaled, 0.0, 255.0) if clip_output else rescaled
+
+
+def align_to_gt(pred, gt, upsample_factor: int = 20, max_shift: float | None = 10.0):
+    """Shift ``pred`` by the sub-pixel offset that best registers it onto ``gt``.
+
+    The offset is found by phase cross-correlation (``skimage.registration.phase_cross_correlation``,
+    precision 1 / ``upsample_factor`` pixel) and applied with cubic-spline interpolation
+    (``scipy.ndimage.shift``, edges continued with the nearest value). Returns
+    ``(aligned, shift)`` where ``shift = (dy, dx)`` in pixels was applied to ``pred``. A found
+    offset larger than ``max_shift`` pixels means the images do not show the same field of view
+    and raises ``ValueError`` (pass ``max_shift=None`` to accept any shift).
+    """
+    from scipy import ndimage
+    from skimage.registration import phase_cross_correlation
+
+    pred_array = _as_float_array(pred, "pred")
+    gt_array = _as_float_array(gt, "gt")
+    if pred_array.ndim != 2 or pred_array.shape != gt_array.shape:
+        raise ValueError(
+            f"align_to_gt needs two 2-D images of the same shape, got {pred_array.shape} and "
+            f"{gt_array.shape}."
+        )
+    if pred_array.std() == 0 or gt_array.std() == 0:
+        raise ValueError("cannot align a constant image (no structure to register); skip alignment.")
+    shift, _, _ = phase_cross_correlation(gt_array, pred_array, upsample_factor=upsample_factor)
+    shift = tuple(float(s) for s in shift)
+    if max_shift is not None and max(abs(s) for s in shift) > max_shift:
+        raise ValueError(
+            f"the prediction is offset by {shift} pixels from the ground truth, more than "
+            f"max_shift={max_shift}; check that the files are paired correctly, or raise max_shift."
+        )
+    aligned = ndimage.shift(pred_array, shift, order=3, mode="nearest")
+    return aligned, shift
+
+
+def _as_float_array(images, name: str) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().to("cpu").double().numpy()
+    array = np.asarray(images, dtype=np.float64)
+    if array.size == 0:
+        raise ValueError(f"{name} is empty; pass at least one image.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN/Inf values; fix the model output before post-processing.")
+    return array
+
+
+def _all_pixels(images, name: str) -> np.ndarray:
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError(f"{name} is empty; pass the ground-truth training images.")
+        return np.concatenate([_as_float_array(image, name).ravel() for image in images])
+    return _as_float_array(images, name).ravel()
