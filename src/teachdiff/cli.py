@@ -15,6 +15,7 @@ import sys
 # Modules that provide a command, in the order `teachdiff --help` lists them.
 COMMAND_MODULES = [
     "teachdiff.data.cli",
+    "teachdiff.evaluate",
 ]
 
 EXIT_USAGE = 2

@@ -141,23 +141,31 @@ def posterior_mean_variance(y0_hat: torch.Tensor, y_t: torch.Tensor, t: int,
 
 
 def training_loss(model: Model, x: torch.Tensor, y0: torch.Tensor, schedule: NoiseSchedule,
-                  continuous: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+                  continuous: bool = True, generator: torch.Generator | None = None,
+                  shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
     r"""The training objective, Eq. 3:  E || \epsilon_\theta(x, \sqrt{\bar\alpha} y_0 + \sqrt{1-\bar\alpha}\epsilon, \bar\alpha) - \epsilon ||^2.
 
     t is drawn uniformly from 1..T. With ``continuous=True`` (the authors' code) the noise
     level is then drawn uniformly between alpha_bar_t and alpha_bar_{t-1}, so the network sees
     every noise level in (alpha_bar_T, 1), not only T discrete ones; ``continuous=False`` uses
     alpha_bar_t itself (the textbook DDPM).
+
+    ``shard=(rank, world_size)``: in data-parallel training every process draws the random
+    numbers of the whole global batch from an identically seeded generator and keeps its own
+    slice, so N processes reproduce one process with an N times larger batch exactly.
     """
+    rank, world_size = shard
     n = y0.shape[0]
-    t = torch.randint(1, schedule.T + 1, (n,), generator=generator,
-                      device=generator.device if generator is not None else "cpu").cpu()
+    mine = slice(rank * n, (rank + 1) * n)
+    t = torch.randint(1, schedule.T + 1, (n * world_size,), generator=generator,
+                      device=generator.device if generator is not None else "cpu").cpu()[mine]
     alpha_bar = schedule.alpha_bars[t - 1]
     if continuous:
         alpha_bar_prev = schedule.alpha_bars_prev[t - 1]
-        alpha_bar = alpha_bar + (alpha_bar_prev - alpha_bar) * _rand((n,), generator, "cpu").double()
+        u = _rand((n * world_size,), generator, "cpu")[mine]
+        alpha_bar = alpha_bar + (alpha_bar_prev - alpha_bar) * u.double()
     alpha_bar = alpha_bar.to(device=y0.device, dtype=y0.dtype)
-    noise = _randn(y0.shape, generator, y0.device, y0.dtype)
+    noise = _randn((n * world_size, *y0.shape[1:]), generator, y0.device, y0.dtype)[mine]
     y_t = q_sample(y0, alpha_bar, noise)
     eps_hat = model(x, y_t, alpha_bar)
     return torch.mean((eps_hat.float() - noise.float()) ** 2)

@@ -190,9 +190,12 @@ def _curves(rng: np.random.Generator, n: int, n_steps: int, shape: tuple[int, in
 def _filaments(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Microtubule-like filaments: long, stiff, one pixel wide, crossing each other."""
     H, W = shape
-    n = max(1, rng.poisson(14 * H * W / _REFERENCE_AREA))
+    # Filaments cross the field (up to ~40 um at 25 nm/px); their number keeps the filament
+    # length per area constant, so a large FOV looks like many small ones side by side.
+    length = min(1.2 * max(H, W), 1600.0)
+    n = max(1, rng.poisson(14 * (H * W / _REFERENCE_AREA) * (1.2 * 256 / length)))
     step = 0.5
-    n_steps = int(1.2 * max(H, W) / step)
+    n_steps = int(length / step)
     rows, cols = _curves(rng, n, n_steps, shape, step, bending=0.02)
     brightness = rng.uniform(0.5, 1.0, size=(n, 1)) * np.ones((1, n_steps))
     return _splat(rows.ravel(), cols.ravel(), step * brightness.ravel(), shape)
@@ -427,6 +430,6 @@ def make_synthetic_dataset(
         for folder in ("raw", "gt"):
             (out / folder).mkdir(parents=True, exist_ok=True)
         for i, pair in enumerate(pairs):
-            tifffile.imwrite(out / "raw" / f"fov_{i:03d}.tif", pair.x)
-            tifffile.imwrite(out / "gt" / f"fov_{i:03d}.tif", pair.y)
+            tifffile.imwrite(out / "raw" / f"fov_{i:03d}.tif", pair.x, photometric="minisblack")
+            tifffile.imwrite(out / "gt" / f"fov_{i:03d}.tif", pair.y, photometric="minisblack")
     return pairs

@@ -105,12 +105,15 @@ def decorrelation_resolution(
     when there is no significant peak (a constant image, pure noise at some settings).
     See :func:`decorrelation_analysis` for the curves.
     """
-    result = decorrelation_analysis(image, pixel_size, n_radii, n_filters, apodization)
+    return _resolution(decorrelation_analysis(image, pixel_size, n_radii, n_filters, apodization))
+
+
+def _resolution(result: DecorrelationResult) -> float:
     if result.reason is not None:
         warnings.warn(
             f"decorrelation resolution is undefined: {result.reason}; returning nan.",
             MetricWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return result.resolution
 
@@ -129,6 +132,13 @@ def decorrelation_analysis(
     image, pixel_size: float = 1.0, n_radii: int = 50, n_filters: int = 10, apodization: int = 20
 ) -> DecorrelationResult:
     """Run the full analysis and return the resolution, k_c, A0 and every curve (for plots)."""
+    return _decorrelation(as_image(image), pixel_size, n_radii, n_filters, apodization)
+
+
+def _decorrelation(
+    array: np.ndarray, pixel_size: float, n_radii: int = 50, n_filters: int = 10, apodization: int = 20
+) -> DecorrelationResult:
+    """:func:`decorrelation_analysis` of an already checked float64 array."""
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise ValueError(f"pixel_size must be a positive number (e.g. nm per pixel), got {pixel_size}.")
     if n_radii < 10 or n_filters < 1:
@@ -136,7 +146,6 @@ def decorrelation_analysis(
             f"need n_radii >= 10 and n_filters >= 1, got {n_radii} and {n_filters}; "
             "the plugin's defaults are 50 and 10."
         )
-    array = as_image(image)
     if min(array.shape) < 8:
         raise ValueError(
             f"image of shape {array.shape} is too small for a decorrelation analysis; "

@@ -68,7 +68,8 @@ def ms_ssim(pred, gt, scales: int = 5) -> float:
 
     Settings: Gaussian window 11 x 11 with sigma 1.5, ``k1 = 0.01``, ``k2 = 0.03``, fixed
     ``data_range = 255`` (as for PSNR; torchmetrics would otherwise take it from the images),
-    5 scales with the standard exponents ``MS_SSIM_BETAS``.
+    5 scales with the standard exponents ``MS_SSIM_BETAS``. Computed in float32 like a usual
+    torchmetrics call (about 10x faster on CPU than float64; the difference is ~1e-6).
 
     Negative contrast-structure terms. At each scale MS-SSIM raises a contrast-structure term
     ``cs`` to a fractional power; ``cs`` is negative for anti-correlated patches (possible for
@@ -134,8 +135,8 @@ def _ms_ssim(pred: np.ndarray, gt: np.ndarray, scales: int = 5) -> float:
     betas = np.asarray(MS_SSIM_BETAS[:scales])
     betas = tuple(float(b) for b in betas / betas.sum()) if scales < len(MS_SSIM_BETAS) else MS_SSIM_BETAS
     value = multiscale_structural_similarity_index_measure(
-        torch.from_numpy(pred)[None, None],
-        torch.from_numpy(gt)[None, None],
+        torch.from_numpy(pred).float()[None, None],
+        torch.from_numpy(gt).float()[None, None],
         gaussian_kernel=True,
         sigma=1.5,
         kernel_size=11,

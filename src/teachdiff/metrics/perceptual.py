@@ -45,16 +45,23 @@ def lpips(pred, gt, net: LpipsNetwork | None = None) -> float:
     cannot be built.
     """
     pred_array, gt_array = as_pair(pred, gt)
-    return float(lpips_batch(pred_array[None], gt_array[None], net=net)[0])
+    return float(_lpips(pred_array[None], gt_array[None], net)[0])
 
 
 def lpips_batch(preds, gts, net: LpipsNetwork | None = None) -> np.ndarray:
     """LPIPS for stacks of images (N, H, W) on the 0..255 scale; one value per pair."""
-    pairs = [as_pair(pred, gt) for pred, gt in zip(preds, gts, strict=True)]
+    if len(preds) != len(gts):
+        raise ValueError(
+            f"got {len(preds)} predictions but {len(gts)} ground truths; pass one of each per pair."
+        )
+    pairs = [as_pair(pred, gt) for pred, gt in zip(preds, gts)]
     if not pairs:
         raise ValueError("lpips_batch got no images; pass stacks of shape (N, H, W) with N >= 1.")
-    preds_array = np.stack([pred for pred, _ in pairs])
-    gts_array = np.stack([gt for _, gt in pairs])
+    return _lpips(np.stack([pred for pred, _ in pairs]), np.stack([gt for _, gt in pairs]), net)
+
+
+def _lpips(preds_array: np.ndarray, gts_array: np.ndarray, net: LpipsNetwork | None) -> np.ndarray:
+    """LPIPS of already checked float64 stacks (N, H, W)."""
     if net is None:
         net = get_lpips_network()
         if net is None:

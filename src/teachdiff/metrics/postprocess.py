@@ -74,9 +74,9 @@ def clip_and_rescale(
         source_low, source_high = np.percentile(clipped, reference.percentiles)
         source_centre, source_spread = source_low, source_high - source_low
         target_centre, target_spread = reference.low, reference.high - reference.low
-    scale = target_spread / source_spread if source_spread > 0 else 0.0
-    rescaled = (clipped - source_centre) * scale + target_centre
-    if method == "mean_std" and source_spread == 0:
+    if source_spread > 0:
+        rescaled = (clipped - source_centre) * (target_spread / source_spread) + target_centre
+    else:
         rescaled = np.full_like(clipped, reference.mean)
     return np.clip(rescaled, 0.0, 255.0) if clip_output else rescaled
 
@@ -84,9 +84,13 @@ def clip_and_rescale(
 def align_to_gt(pred, gt, upsample_factor: int = 20, max_shift: float | None = 10.0):
     """Shift ``pred`` by the sub-pixel offset that best registers it onto ``gt``.
 
-    The offset is found by phase cross-correlation (``skimage.registration.phase_cross_correlation``,
-    precision 1 / ``upsample_factor`` pixel) and applied with cubic-spline interpolation
-    (``scipy.ndimage.shift``, edges continued with the nearest value). Returns
+    The offset is the peak of the cross-correlation of the two images
+    (``skimage.registration.phase_cross_correlation`` with ``normalization=None``, refined to
+    1 / ``upsample_factor`` pixel), computed on mean-free, Hann-windowed copies: without the
+    window the image borders, which do not wrap around, pull the peak to zero shift, and the
+    phase-only ("phase") normalisation amplifies the numerically empty high frequencies of
+    smooth images. The shift is applied to the original prediction with cubic-spline
+    interpolation (``scipy.ndimage.shift``, edges continued with the nearest value). Returns
     ``(aligned, shift)`` where ``shift = (dy, dx)`` in pixels was applied to ``pred``. A found
     offset larger than ``max_shift`` pixels means the images do not show the same field of view
     and raises ``ValueError`` (pass ``max_shift=None`` to accept any shift).
@@ -103,7 +107,13 @@ def align_to_gt(pred, gt, upsample_factor: int = 20, max_shift: float | None = 1
         )
     if pred_array.std() == 0 or gt_array.std() == 0:
         raise ValueError("cannot align a constant image (no structure to register); skip alignment.")
-    shift, _, _ = phase_cross_correlation(gt_array, pred_array, upsample_factor=upsample_factor)
+    window = np.outer(np.hanning(gt_array.shape[0]), np.hanning(gt_array.shape[1]))
+    shift, _, _ = phase_cross_correlation(
+        (gt_array - gt_array.mean()) * window,
+        (pred_array - pred_array.mean()) * window,
+        upsample_factor=upsample_factor,
+        normalization=None,
+    )
     shift = tuple(float(s) for s in shift)
     if max_shift is not None and max(abs(s) for s in shift) > max_shift:
         raise ValueError(

@@ -1,0 +1,73 @@
+"""Data: a synthetic microscope, the registry of the paper's datasets, preparation and loaders.
+
+Quick start::
+
+    from teachdiff.data import make_dataloaders
+    loaders = make_dataloaders("synthetic-microtubules", quick=True)   # offline, CPU-sized
+    batch = next(iter(loaders["train"]))    # {"x", "y": (8, 1, 64, 64) in [-1, 1], "name", "index"}
+
+    loaders = make_dataloaders("zebrafish")  # after `teachdiff data download zebrafish`
+
+See :mod:`teachdiff.data.registry` for the datasets, :mod:`teachdiff.data.prepare` for the
+preparation steps (paper §S1) and :mod:`teachdiff.data.loaders` for the batch format.
+"""
+
+from teachdiff.data.check import DatasetReport, check_dataset
+from teachdiff.data.download import DownloadError, download_dataset, download_file
+from teachdiff.data.io import read_image, write_image
+from teachdiff.data.loaders import (
+    Augmentation,
+    EpochSampler,
+    PairedPatchDataset,
+    SyntheticSizes,
+    make_dataloaders,
+    make_datasets,
+    synthetic_patch_sets,
+)
+from teachdiff.data.prepare import (
+    PatchSet,
+    apply_shift,
+    estimate_shift,
+    from_model_range,
+    prepare_dataset,
+    register_pair,
+    to_display_range,
+    to_model_range,
+)
+from teachdiff.data.registry import DATASETS, PAPER_DATASETS, DatasetInfo, data_dir, get_dataset_info
+from teachdiff.data.synthetic import CASES, MicroscopeConfig, SyntheticPair, make_synthetic_dataset, simulate_pair
+
+__all__ = [
+    "Augmentation",
+    "CASES",
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetReport",
+    "DownloadError",
+    "EpochSampler",
+    "MicroscopeConfig",
+    "PAPER_DATASETS",
+    "PairedPatchDataset",
+    "PatchSet",
+    "SyntheticPair",
+    "SyntheticSizes",
+    "apply_shift",
+    "check_dataset",
+    "data_dir",
+    "download_dataset",
+    "download_file",
+    "estimate_shift",
+    "from_model_range",
+    "get_dataset_info",
+    "make_dataloaders",
+    "make_datasets",
+    "make_synthetic_dataset",
+    "prepare_dataset",
+    "read_image",
+    "register_pair",
+    "simulate_pair",
+    "synthetic_patch_sets",
+    "to_display_range",
+    "to_model_range",
+    "write_image",
+]

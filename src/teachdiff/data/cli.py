@@ -1,0 +1,92 @@
+"""``teachdiff data``: list the datasets, download the open one, check a folder, simulate pairs.
+
+Examples::
+
+    teachdiff data list
+    teachdiff data download zebrafish
+    teachdiff data check ~/data/microtubules --dataset microtubules
+    teachdiff data simulate ./toy --case synapses --n-fov 6
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from teachdiff.data.registry import DATASETS, data_dir, default_root
+from teachdiff.data.synthetic import CASES
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data",
+        help="list, download, check or simulate datasets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
+
+    listing = commands.add_parser("list", help="the datasets teachdiff knows, and which are present")
+    listing.set_defaults(func=_list)
+
+    download = commands.add_parser("download", help="download an openly available dataset (zebrafish)")
+    download.add_argument("name", choices=[n for n, i in DATASETS.items() if not i.is_synthetic], help="dataset")
+    download.add_argument("--root", default=None, help="target folder (default: <data dir>/<name>)")
+    download.add_argument("--url", default=None, help="download from this URL instead (a mirror)")
+    download.add_argument("--keep-archive", action="store_true", help="keep the .tar after unpacking")
+    download.set_defaults(func=_download)
+
+    check = commands.add_parser("check", help="report FOVs, patches per split, bit depth and problems of a folder")
+    check.add_argument("path", nargs="?", default=None, help="dataset folder (default: data dir/<dataset>)")
+    check.add_argument("--dataset", required=True, choices=[n for n, i in DATASETS.items() if not i.is_synthetic])
+    check.add_argument("--patch-size", type=int, default=256)
+    check.add_argument("--no-decode", action="store_true", help="read only file headers (faster, finds fewer problems)")
+    check.set_defaults(func=_check)
+
+    simulate = commands.add_parser("simulate", help="write synthetic (raw, gt) TIFF pairs to a folder")
+    simulate.add_argument("out", help="output folder (gets raw/ and gt/; existing files are never overwritten)")
+    simulate.add_argument("--case", choices=CASES, required=True)
+    simulate.add_argument("--n-fov", type=int, default=8)
+    simulate.add_argument("--size", type=int, default=512, help="FOV side in pixels")
+    simulate.add_argument("--bit-depth", type=int, choices=(8, 16), default=8)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.set_defaults(func=_simulate)
+
+
+def _list(args) -> int:
+    print(f"data folder: {data_dir()}  (set TEACHDIFF_DATA to change)")
+    print(f"{'name':<24}{'present':<9}{'px (nm)':>8}{'bits':>6}  {'Table S1 train/val/test':<24}modality")
+    for name, info in DATASETS.items():
+        present = "built-in" if info.is_synthetic else ("yes" if default_root(name).exists() else "no")
+        split = "/".join(map(str, info.table_s1)) if info.table_s1 and not info.is_synthetic else "-"
+        print(f"{name:<24}{present:<9}{info.pixel_size_nm:>8g}{info.bit_depth:>6}  {split:<24}{info.modality}")
+    print("Only zebrafish can be downloaded (teachdiff data download zebrafish); for the others pass a folder.")
+    return 0
+
+
+def _download(args) -> int:
+    from teachdiff.cli import CommandError
+    from teachdiff.data.download import DownloadError, download_dataset
+
+    try:
+        folder = download_dataset(args.name, args.root, url=args.url, keep_archive=args.keep_archive)
+    except DownloadError as err:
+        raise CommandError(str(err)) from err
+    print(f"{args.name}: ready in {folder}")
+    return 0
+
+
+def _check(args) -> int:
+    from teachdiff.data.check import check_dataset
+
+    report = check_dataset(args.dataset, args.path, patch_size=args.patch_size, decode=not args.no_decode)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _simulate(args) -> int:
+    from teachdiff.data.synthetic import make_synthetic_dataset
+
+    make_synthetic_dataset(args.case, args.n_fov, args.size, args.seed, args.bit_depth, out_dir=args.out)
+    print(f"wrote {args.n_fov} synthetic '{args.case}' pairs to {args.out}/raw and {args.out}/gt")
+    return 0

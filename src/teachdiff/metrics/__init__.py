@@ -1,0 +1,175 @@
+"""Image-quality metrics of the paper (§S2, §S4), on the 0..255 scale, per image and batched.
+
+    from teachdiff import metrics
+    scores = metrics.evaluate(pred, gt, pixel_size=15.0)        # one pair -> dict
+    table = metrics.evaluate_batch(preds, gts, pixel_size=15.0)  # stacks -> dict of arrays
+
+Inputs are 2-D NumPy arrays or torch tensors on the 0..255 scale (stacks (N, H, W) for the
+batched helpers). Bad input (shape mismatch, NaN/Inf, empty) raises ``ValueError``; a metric that
+is undefined for a valid input (NRMSE of an all-zero GT, Pearson or resolution of a constant
+image) is ``nan`` with a ``MetricWarning`` saying why; LPIPS is ``nan`` with one warning per
+process when torchvision or its weights are unavailable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from teachdiff.metrics._checks import MetricWarning, as_image, as_pair
+from teachdiff.metrics.decorrelation import (
+    DecorrelationCurve,
+    _decorrelation,
+    _resolution,
+    DecorrelationResult,
+    decorrelation_analysis,
+    decorrelation_resolution,
+    resolution_ratio,
+)
+from teachdiff.metrics.fidelity import (
+    DATA_RANGE,
+    MS_SSIM_BETAS,
+    _mae,
+    _ms_ssim,
+    _nrmse,
+    _pearson,
+    _psnr,
+    mae,
+    ms_ssim,
+    ms_ssim_min_size,
+    nrmse,
+    pearson,
+    psnr,
+)
+from teachdiff.metrics.perceptual import (
+    LPIPSUnavailableWarning,
+    LpipsNetwork,
+    _lpips,
+    get_lpips_network,
+    lpips,
+    lpips_batch,
+)
+from teachdiff.metrics.postprocess import (
+    IntensityReference,
+    align_to_gt,
+    clip_and_rescale,
+)
+
+__all__ = [
+    "DATA_RANGE",
+    "METRICS",
+    "MS_SSIM_BETAS",
+    "DecorrelationCurve",
+    "DecorrelationResult",
+    "IntensityReference",
+    "LPIPSUnavailableWarning",
+    "LpipsNetwork",
+    "MetricInfo",
+    "MetricWarning",
+    "align_to_gt",
+    "as_image",
+    "clip_and_rescale",
+    "decorrelation_analysis",
+    "decorrelation_resolution",
+    "evaluate",
+    "evaluate_batch",
+    "get_lpips_network",
+    "lpips",
+    "lpips_batch",
+    "mae",
+    "ms_ssim",
+    "ms_ssim_min_size",
+    "nrmse",
+    "pearson",
+    "per_image",
+    "psnr",
+    "resolution_ratio",
+]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to read a metric: its label in tables and which direction is better."""
+
+    label: str
+    higher_is_better: bool | None
+    """``None`` for the resolution ratio, whose ideal is 1."""
+
+
+METRICS: dict[str, MetricInfo] = {
+    "mae": MetricInfo("MAE", False),
+    "nrmse": MetricInfo("NRMSE", False),
+    "psnr": MetricInfo("PSNR", True),
+    "ms_ssim": MetricInfo("MS-SSIM", True),
+    "lpips": MetricInfo("LPIPS", False),
+    "pearson": MetricInfo("Corr.", True),
+    "resolution": MetricInfo("Res.", False),
+    "resolution_gt": MetricInfo("Res. GT", False),
+    "resolution_ratio": MetricInfo("Res. ratio", None),
+}
+"""The keys of :func:`evaluate`'s result, in the paper's order."""
+
+
+def evaluate(
+    pred, gt, pixel_size: float = 1.0, lpips: bool = True, lpips_net: LpipsNetwork | None = None
+) -> dict[str, float]:
+    """All metrics for one (prediction, ground truth) pair, keys as in :data:`METRICS`.
+
+    ``resolution`` is the prediction's decorrelation resolution and ``resolution_gt`` the
+    ground truth's, both in the unit of ``pixel_size``; ``resolution_ratio`` is Eq. 14.
+    ``lpips=False`` skips LPIPS (reported as ``nan``); ``lpips_net`` injects a network.
+    """
+    pred_array, gt_array = as_pair(pred, gt)
+    resolution = _resolution(_decorrelation(pred_array, pixel_size))
+    resolution_gt = _resolution(_decorrelation(gt_array, pixel_size))
+    return {
+        "mae": _mae(pred_array, gt_array),
+        "nrmse": _nrmse(pred_array, gt_array),
+        "psnr": _psnr(pred_array, gt_array),
+        "ms_ssim": _ms_ssim(pred_array, gt_array),
+        "lpips": float(_lpips(pred_array[None], gt_array[None], lpips_net)[0])
+        if lpips
+        else float("nan"),
+        "pearson": _pearson(pred_array, gt_array),
+        "resolution": resolution,
+        "resolution_gt": resolution_gt,
+        "resolution_ratio": resolution / resolution_gt,
+    }
+
+
+def evaluate_batch(
+    preds,
+    gts,
+    pixel_size: float = 1.0,
+    lpips: bool = True,
+    lpips_net: LpipsNetwork | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """:func:`evaluate` over stacks (N, H, W) (or lists of 2-D images): one array of N per metric."""
+    _check_stacks(preds, gts)
+    rows = [
+        evaluate(pred, gt, pixel_size=pixel_size, lpips=lpips, lpips_net=lpips_net)
+        for pred, gt in tqdm(
+            zip(preds, gts), total=len(preds), desc="scoring", disable=not progress
+        )
+    ]
+    return {name: np.array([row[name] for row in rows]) for name in METRICS}
+
+
+def per_image(metric: Callable[..., float], preds, gts, **kwargs) -> np.ndarray:
+    """Apply a pairwise metric (e.g. ``psnr``) to each pair of two stacks; returns N values."""
+    _check_stacks(preds, gts)
+    return np.array([metric(pred, gt, **kwargs) for pred, gt in zip(preds, gts)], dtype=np.float64)
+
+
+def _check_stacks(preds, gts) -> None:
+    if len(preds) != len(gts):
+        raise ValueError(
+            f"got {len(preds)} predictions but {len(gts)} ground truths; pass one prediction per "
+            "ground-truth image, in the same order."
+        )
+    if len(preds) == 0:
+        raise ValueError("no images to score; pass stacks of shape (N, H, W) with N >= 1.")

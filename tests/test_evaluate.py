@@ -1,0 +1,135 @@
+"""`teachdiff evaluate`: pairing by name, per-image CSV, median table, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from scipy import ndimage
+
+from teachdiff import cli, evaluate, metrics
+
+SIZE = 192  # the smallest convenient size above MS-SSIM's 176-pixel limit
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    evaluate.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["evaluate", *argv])
+
+
+def ground_truth(seed: int) -> np.ndarray:
+    smooth = ndimage.gaussian_filter(np.random.default_rng(seed).random((SIZE, SIZE)), 2)
+    return ((smooth - smooth.min()) / (smooth.max() - smooth.min()) * 200 + 20).astype(np.uint8)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    rng = np.random.default_rng(0)
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    gt_dir.mkdir()
+    (pred_dir / "good").mkdir(parents=True)
+    (pred_dir / "noisy").mkdir()
+    for i in range(3):
+        gt = ground_truth(i)
+        Image.fromarray(gt).save(gt_dir / f"img_{i}.png")
+        good = np.clip(gt + rng.normal(0, 2, gt.shape), 0, 255).astype(np.float32)
+        tifffile.imwrite(pred_dir / "good" / f"img_{i}.tif", good)
+        noisy = np.clip(gt + rng.normal(0, 12, gt.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(pred_dir / "noisy" / f"img_{i}.png")
+    return pred_dir, gt_dir
+
+
+def test_writes_per_image_csv_and_prints_median_table(folders, tmp_path, capsys):
+    pred_dir, gt_dir = folders
+    out = tmp_path / "scores.csv"
+    args = parse("--pred", str(pred_dir), "--gt", str(gt_dir), "--methods", "noisy", "good",
+                 "--pixel-size", "20", "--out", str(out), "--no-lpips", "--table", str(tmp_path / "t.md"))
+    assert args.func(args) == 0
+
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], r["image"]) for r in rows] == [
+        ("noisy", "img_0"), ("noisy", "img_1"), ("noisy", "img_2"),
+        ("good", "img_0"), ("good", "img_1"), ("good", "img_2"),
+    ]
+    pred = tifffile.imread(pred_dir / "good" / "img_1.tif").astype(np.float64)
+    gt = np.asarray(Image.open(folders[1] / "img_1.png"), dtype=np.float64)
+    expected = metrics.evaluate(pred, gt, pixel_size=20.0, lpips=False)
+    row = rows[4]
+    for name, value in expected.items():
+        assert float(row[name]) == pytest.approx(value, rel=1e-9, nan_ok=True)
+    assert math.isnan(float(row["lpips"]))
+
+    printed = capsys.readouterr().out
+    assert "| Method | MAE ↓ | PSNR ↑ |" in printed and "| noisy |" in printed and "| good |" in printed
+    assert "Mood's median test against noisy" in printed
+    assert (tmp_path / "t.md").read_text().startswith("| Method |")
+
+
+def test_single_method_folder_and_16_bit_rule(tmp_path, capsys):
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "DDPM"
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    gt = ground_truth(7)
+    tifffile.imwrite(gt_dir / "a.tif", gt.astype(np.uint16) * 257)
+    Image.fromarray(np.stack([gt] * 3, axis=-1)).save(pred_dir / "a.png")  # grey saved as RGB
+    args = parse("--pred", str(pred_dir), "--gt", str(gt_dir), "--out", str(tmp_path / "s.csv"), "--no-lpips")
+    assert args.func(args) == 0
+    row = next(csv.DictReader(open(tmp_path / "s.csv")))
+    assert row["method"] == "DDPM" and float(row["mae"]) == 0.0  # 16-bit / 257 == the 8-bit image
+    assert "dividing by 257" in capsys.readouterr().out
+
+
+def test_read_image_255(tmp_path):
+    tifffile.imwrite(tmp_path / "x.tif", np.array([[0, 65535], [257, 514]], dtype=np.uint16))
+    image, was_16_bit = evaluate.read_image_255(tmp_path / "x.tif")
+    np.testing.assert_array_equal(image, [[0, 255], [1, 2]])
+    assert was_16_bit
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 8, 8), dtype=np.uint8), photometric="minisblack")
+    with pytest.raises(ValueError, match="2-D grey image"):
+        evaluate.read_image_255(tmp_path / "stack.tif")
+    tifffile.imwrite(tmp_path / "int.tif", np.zeros((8, 8), dtype=np.int32))
+    with pytest.raises(ValueError, match="pixel type"):
+        evaluate.read_image_255(tmp_path / "int.tif")
+
+
+def test_missing_and_extra_files_are_named(folders, tmp_path):
+    pred_dir, gt_dir = folders
+    (pred_dir / "good" / "img_2.tif").unlink()
+    tifffile.imwrite(pred_dir / "good" / "stray.tif", np.zeros((SIZE, SIZE), np.float32))
+    args = parse("--pred", str(pred_dir), "--gt", str(gt_dir), "--methods", "good", "--out", str(tmp_path / "s.csv"))
+    with pytest.raises(ValueError, match=r"no prediction for 1 ground-truth image\(s\): img_2.*no ground truth for 1 prediction\(s\): stray"):
+        args.func(args)
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_other_input_errors(folders, tmp_path):
+    pred_dir, gt_dir = folders
+    out = tmp_path / "s.csv"
+    with pytest.raises(ValueError, match=r"not found .* available: \['good', 'noisy'\]"):
+        run(pred_dir, gt_dir, out, "--methods", "CARE")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run(tmp_path / "nowhere", gt_dir, out)
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(pred_dir / "noisy" / "img_0.png")
+    with pytest.raises(ValueError, match="same pixels"):
+        run(pred_dir, gt_dir, out, "--methods", "noisy")
+    out.write_text("precious results")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run(pred_dir, gt_dir, out, "--methods", "good")
+    assert out.read_text() == "precious results"
+    assert run(pred_dir, gt_dir, out, "--methods", "good", "--overwrite") == 0
+
+
+def run(pred_dir, gt_dir, out, *extra: str) -> int:
+    args = parse("--pred", str(pred_dir), "--gt", str(gt_dir), "--out", str(out), "--no-lpips", *extra)
+    return args.func(args)
+
+
+def test_command_is_registered():
+    assert "teachdiff.evaluate" in cli.COMMAND_MODULES
