@@ -15,6 +15,8 @@ import sys
 # Modules that provide a command, in the order `teachdiff --help` lists them.
 COMMAND_MODULES = [
     "teachdiff.data.cli",
+    "teachdiff.train_cli",
+    "teachdiff.restore_cli",
     "teachdiff.evaluate",
 ]
 

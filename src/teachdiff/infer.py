@@ -10,8 +10,8 @@ wants the paper's DDPM-avg (the mean of N = 15 samples, §S5) together with its 
   map (Eq. 15) and the entropy map (Eq. 16); :func:`restore` does both steps;
 - :func:`tiled_apply` runs any patch-wise function over a large image in overlapping tiles with
   smooth blending (our addition: the authors only scored 256 x 256 patches);
-- :func:`to_model_range` / :func:`from_model_range` map raw images to the network's [-1, 1] and
-  back to the input's own scale; :func:`restore_image` does everything for a NumPy image or stack.
+- :func:`restore_image` does everything for a NumPy image or z-stack of any size, 8- or 16-bit,
+  and returns the results in the input's own intensity scale.
 
 **Noise that belongs to a pixel, not to a tile.** Every Gaussian draw of the samplers (y_T and the
 noise added at each DDPM step) comes from a :class:`NoiseField`: a fixed function of
@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from teachdiff.data import from_model_range, to_model_range
+from teachdiff.data.io import bit_depth_of
 from teachdiff.diffusion import NoiseSchedule, ddim_timesteps, posterior_mean_variance, predict_y0
 
 __all__ = [
@@ -53,9 +55,6 @@ __all__ = [
     "blend_window",
     "pad_reflect",
     "default_batch_size",
-    "value_range_of",
-    "to_model_range",
-    "from_model_range",
     "restore_image",
 ]
 
@@ -285,7 +284,7 @@ def _check_images(x, name: str = "x") -> None:
                          "use img[None, None] for one 2-D image, or teachdiff.infer.restore_image for NumPy arrays.")
     if not x.is_floating_point():
         raise ValueError(f"{name} has integer dtype {x.dtype}; scale it to [-1, 1] first with "
-                         "teachdiff.infer.to_model_range(image).")
+                         "teachdiff.data.to_model_range(image, bit_depth).")
 
 
 def _check_positive_int(value, name: str) -> int:
@@ -629,81 +628,37 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
 
 
 # ----------------------------------------------------------------------------------------------
-# Raw images <-> the network's [-1, 1]
+# NumPy images of any size and bit depth
 # ----------------------------------------------------------------------------------------------
 
 
-def value_range_of(image) -> tuple[float, float]:
-    """The intensity range an image's pixel type can hold: (0, 2**B - 1) for B-bit integers,
-    (0, 1) for floating-point images (the usual convention for normalised data)."""
-    dtype = image.dtype
-    if isinstance(dtype, torch.dtype):
-        dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    dtype = np.dtype(dtype)
-    if dtype in (np.uint8, np.uint16):
-        return 0.0, float(np.iinfo(dtype).max)
-    if np.issubdtype(dtype, np.floating):
-        return 0.0, 1.0
-    raise ValueError(f"pixel type {dtype} is not supported; use uint8, uint16 or a float image in [0, 1] "
-                     "(or pass value_range=(lo, hi) explicitly).")
-
-
-def to_model_range(image, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-    r"""A raw image (NumPy array or tensor) as float32 in [-1, 1]: x = 2 (v - lo) / (hi - lo) - 1.
-
-    ``value_range=(lo, hi)`` defaults to the pixel type's range (:func:`value_range_of`): an
-    8-bit image is divided by 255, a 16-bit one by 65535, so a model trained on 8-bit data sees
-    the same numbers as in training. Floating-point images must then lie in [0, 1].
-    """
-    lo, hi = value_range if value_range is not None else value_range_of(image)
-    if not hi > lo:
-        raise ValueError(f"value_range must satisfy lo < hi, got ({lo}, {hi}).")
-    values = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image).float()
-    if value_range is None and values.numel() and (values.min() < lo or values.max() > hi):
-        raise ValueError(f"float image has values in [{values.min().item():.4g}, {values.max().item():.4g}] "
-                         "but [0, 1] is expected; pass value_range=(lo, hi), e.g. the training data's range.")
-    return 2 * (values - lo) / (hi - lo) - 1
-
-
-def from_model_range(y: torch.Tensor, value_range: tuple[float, float], dtype=np.float32) -> np.ndarray:
-    """Back from [-1, 1] to the image scale (the inverse of :func:`to_model_range`) as NumPy.
-
-    Integer ``dtype`` (uint8, uint16) rounds and clips to the pixel type; float keeps the values.
-    """
-    lo, hi = value_range
-    values = ((torch.as_tensor(y).float() + 1) / 2 * (hi - lo) + lo).cpu().numpy()
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
-
-
 def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_samples: int = 15,
-                  value_range: tuple[float, float] | None = None, tile: int | None = 256, overlap: int = 32,
+                  bit_depth: int | None = None, tile: int | None = 256, overlap: int = 32,
                   seed: int = 0, progress: bool = True, **kwargs) -> RestorationResult:
-    """Restore a NumPy image (H, W) or z-stack (Z, H, W) of any size and pixel type.
+    """Restore a NumPy image (H, W) or z-stack (Z, H, W) of any size, 8- or 16-bit.
 
-    Stacks are restored slice by slice (slice z uses seed ``seed + z``, so slices get
-    independent noise). Returns a :class:`RestorationResult` of NumPy float32 arrays of the
-    input's shape: ``mean`` and ``sample`` in the input's own intensity scale (e.g. 0..65535 for
-    16-bit), ``std`` (Eq. 15, in [0, 0.5]) and ``entropy`` (Eq. 16, nats). Other keyword
-    arguments go to :func:`restore`.
+    Intensities are scaled with :func:`teachdiff.data.to_model_range` (``2 v / (2^B - 1) - 1``,
+    the scaling used in training; ``bit_depth`` B defaults to the pixel type's) and back with
+    :func:`teachdiff.data.from_model_range`. Stacks are restored slice by slice (slice z uses
+    seed ``seed + z``, so slices get independent noise). Returns a :class:`RestorationResult` of
+    NumPy float32 arrays of the input's shape: ``mean`` and ``sample`` in the input's own
+    intensity scale (0..2^B - 1), ``std`` (Eq. 15, in [0, 0.5]) and ``entropy`` (Eq. 16, nats).
+    Other keyword arguments go to :func:`restore`.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be 2-D (H, W) or a z-stack (Z, H, W), got shape {image.shape}; "
                          "RGB images must be converted to grayscale first.")
-    value_range = value_range if value_range is not None else value_range_of(image)
+    bit_depth = bit_depth if bit_depth is not None else bit_depth_of(image.dtype)
     stack = image[None] if image.ndim == 2 else image
     parts = []
     for z, plane in enumerate(tqdm(stack, desc="slices", unit="slice", disable=not progress or len(stack) < 2)):
-        x = to_model_range(plane, value_range)[None, None]
+        x = torch.as_tensor(to_model_range(plane, bit_depth))[None, None]
         parts.append(restore(model, x, schedule, n_samples=n_samples, tile=tile, overlap=overlap, seed=seed + z,
                              progress=progress, **kwargs))
     fields = {
-        "mean": [from_model_range(p.mean[0, 0], value_range) for p in parts],
-        "sample": [from_model_range(p.sample[0, 0], value_range) for p in parts],
+        "mean": [from_model_range(p.mean[0, 0], bit_depth).numpy() for p in parts],
+        "sample": [from_model_range(p.sample[0, 0], bit_depth).numpy() for p in parts],
         "std": [p.std[0, 0].numpy() for p in parts],
         "entropy": [p.entropy[0, 0].numpy() for p in parts],
     }

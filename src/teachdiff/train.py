@@ -91,10 +91,9 @@ def train_preset(dataset: str, preset: str = "quick", model: str = "ddpm") -> tu
         cfg = TrainConfig(dataset=dataset, model=model, preset=preset, patch_size=256, batch_size=8, lr=2e-4,
                           epochs=200, val_images=64, num_workers=4)
         return cfg, DiffusionConfig(unet=UNetConfig.paper(), val_steps=20)
-    unet = dataclasses.replace(UNetConfig.small(), image_size=64, dropout=0.0)
-    cfg = TrainConfig(dataset=dataset, model=model, preset=preset, patch_size=64, batch_size=8, lr=2e-3,
-                      epochs=8, steps_per_epoch=60, val_images=16, sample_every=0)
-    return cfg, DiffusionConfig(unet=unet, val_steps=10)
+    cfg = TrainConfig(dataset=dataset, model=model, preset=preset, patch_size=64, batch_size=8, lr=1e-2,
+                      epochs=4, steps_per_epoch=50, val_images=8, sample_every=0)
+    return cfg, DiffusionConfig(unet=UNetConfig.tiny(), val_steps=10)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,6 +188,19 @@ class _SeededItems(Dataset):
         epoch, index = key
         _seed_all(_mix(self.seed, 1, epoch, index))
         return self.dataset[index]
+
+    def with_epoch(self, epoch: int) -> "Dataset":
+        """A plain-index view at a fixed epoch (for calibration)."""
+        outer = self
+
+        class _View(Dataset):
+            def __len__(self):
+                return len(outer)
+
+            def __getitem__(self, index):
+                return outer[(epoch, index)]
+
+        return _View()
 
 
 def _epoch_batches(n_items: int, epoch: int, seed: int, batch_size: int, world_size: int, rank: int,
@@ -352,7 +364,10 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
     _seed_all(_mix(cfg.seed, 0))
     if method_config is None:
         method_config = train_preset(cfg.dataset, cfg.preset, cfg.model)[1]
-    method = build_method(cfg.model, method_config).to(device)
+    method = build_method(cfg.model, method_config)
+    if hasattr(method, "calibrate"):
+        method.calibrate(_SeededItems(train_set, cfg.seed).with_epoch(-1))
+    method = method.to(device)
     if device.type == "cuda" and cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
     optimizers = method.make_optimizers(cfg.lr, cfg.weight_decay)

@@ -270,9 +270,9 @@ class UNetConfig:
 
     @classmethod
     def tiny(cls) -> "UNetConfig":
-        """The smallest useful network (0.17 M parameters) for tests and quick mode at 32-64 px."""
-        return cls(image_size=64, channels=16, channel_mult=(1, 2), num_blocks=1,
-                   attn_resolutions=(32,), channels_per_head=16, dropout=0.0)
+        """The smallest useful network (0.29 M parameters) for tests and quick mode at 32-64 px."""
+        return cls(image_size=64, channels=16, channel_mult=(1, 2, 2), num_blocks=1,
+                   attn_resolutions=(16,), channels_per_head=16, dropout=0.0)
 
     @property
     def levels(self) -> int:
@@ -314,7 +314,8 @@ class OutputConv(nn.Module):
 class MPUNet(nn.Module):
     """The conditional MP-U-Net: ``model(x, y_t, noise_level) -> predicted noise``.
 
-    x: (N, cond_channels, H, W) low-quality input in [-1, 1]; y_t: (N, target_channels, H, W)
+    x: (N, cond_channels, H, W) low-quality input in [-1, 1], standardised inside with the
+    ``cond_mean``/``cond_std`` buffers (training-set statistics, saved with the weights); y_t: (N, target_channels, H, W)
     noisy target; noise_level: alpha_bar (the continuous noise level gamma), shape (N,) or a
     scalar. Returns a tensor of y_t's shape.
 
@@ -340,6 +341,11 @@ class MPUNet(nn.Module):
         block_kwargs = dict(channels_per_head=c.channels_per_head, dropout=c.dropout,
                             res_balance=c.res_balance, attn_balance=c.attn_balance, clip_act=c.clip_act)
 
+        # Statistics of the condition x over the training set (set by DiffusionMethod.calibrate):
+        # the MP layers expect unit-magnitude inputs, but a low-dose image scaled by its bit depth
+        # can have a standard deviation of 0.02 and would be almost invisible to the network.
+        self.register_buffer("cond_mean", torch.zeros(()))
+        self.register_buffer("cond_std", torch.ones(()))
         self.emb_fourier = MPFourier(noise_channels)
         self.emb_noise = MPConv(noise_channels, emb_channels)
 
@@ -382,6 +388,7 @@ class MPUNet(nn.Module):
         noise_level = self._check_inputs(x, y_t, noise_level)
         emb = mp_silu(self.emb_noise(self.emb_fourier(noise_level)))
 
+        x = (x - self.cond_mean.to(x.dtype)) / self.cond_std.to(x.dtype)
         h = torch.cat([x, y_t, torch.ones_like(x[:, :1])], dim=1)
         skips = []
         for name, block in self.enc.items():

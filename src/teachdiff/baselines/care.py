@@ -1,0 +1,170 @@
+r"""CARE: content-aware image restoration with the CSBDeep U-Net (Weigert et al., Nat. Methods 2018).
+
+Source followed: the CSBDeep package (``csbdeep.internals.blocks.unet_block``,
+``csbdeep.nets.custom_unet`` and the defaults of ``csbdeep.models.Config``), re-written in PyTorch.
+The paper trained CARE through ZeroCostDL4Mic, which wraps CSBDeep with those defaults.
+
+Network (``CSBDeepUNet``, CSBDeep's 2-D defaults): depth 2, 32 filters in the first level, doubled
+per level, 2 convolutions of 5x5 per level with ReLU, 2x2 max-pooling, nearest-neighbour
+up-sampling and concatenation with the skip, a 1x1 linear output convolution, and a *residual*
+output (the network predicts a correction of its input):
+
+.. math::  \hat y = x + f_\theta(x), \qquad \mathcal L = \frac1N \sum_i |\hat y_i - y_i| \quad (\text{MAE, CSBDeep's default}).
+
+CSBDeep's middle and decoder convolutions have CSBDeep's exact widths: the last convolution of the
+bottleneck and of each decoder level halves the channels before up-sampling. Parameter count
+with the defaults: 922,977 (test: ``test_baselines.py``). Images must have sides divisible by
+``2**depth`` = 4 for the network; :meth:`CARE.restore` mirror-pads any other size.
+
+Paper settings (§S3): 1000 epochs, batch size 8, initial learning rate 4e-4, best state by
+validation (``train_preset(dataset, "paper")``). CSBDeep uses Adam with ReduceLROnPlateau; the
+shared trainer uses Adam(W, no weight decay) with cosine annealing, and keeps the best state by
+validation MAE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from teachdiff.baselines.common import check_images, restore_padded
+from teachdiff.methods import RestorationMethod
+
+__all__ = ["CSBDeepUNet", "CAREConfig", "CARE"]
+
+
+def _conv_block(c_in: int, c_out: int, kernel_size: int, batch_norm: bool) -> nn.Sequential:
+    """CSBDeep's ``conv_block2``: 'same' convolution, optional batch norm, ReLU."""
+    conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
+    nn.init.xavier_uniform_(conv.weight)  # Keras' glorot_uniform, as in CSBDeep
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    layers = [conv] + ([nn.BatchNorm2d(c_out)] if batch_norm else []) + [nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class CSBDeepUNet(nn.Module):
+    """The U-Net of CSBDeep (used by CARE and Noise2Void); output = input + correction if ``residual``."""
+
+    def __init__(self, depth: int = 2, base_filters: int = 32, kernel_size: int = 5, convs_per_level: int = 2,
+                 batch_norm: bool = False, residual: bool = True, channels: int = 1):
+        super().__init__()
+        if depth < 1 or convs_per_level < 1 or base_filters < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"CSBDeepUNet needs depth >= 1, convs_per_level >= 1, base_filters >= 1 and an odd "
+                             f"kernel_size; got depth={depth}, convs_per_level={convs_per_level}, "
+                             f"base_filters={base_filters}, kernel_size={kernel_size}.")
+        self.depth, self.residual = depth, residual
+
+        def width(level: int) -> int:
+            return base_filters * 2 ** level
+
+        self.down = nn.ModuleList()
+        c = channels
+        for n in range(depth):
+            convs = []
+            for _ in range(convs_per_level):
+                convs.append(_conv_block(c, width(n), kernel_size, batch_norm))
+                c = width(n)
+            self.down.append(nn.Sequential(*convs))
+        middle = [_conv_block(c if i == 0 else width(depth), width(depth), kernel_size, batch_norm)
+                  for i in range(convs_per_level - 1)]
+        c = width(depth) if convs_per_level > 1 else c
+        middle.append(_conv_block(c, width(max(0, depth - 1)), kernel_size, batch_norm))
+        self.middle = nn.Sequential(*middle)
+        c = width(max(0, depth - 1))
+        self.up = nn.ModuleList()
+        for n in reversed(range(depth)):
+            c += width(n)  # concatenated skip
+            convs = []
+            for _ in range(convs_per_level - 1):
+                convs.append(_conv_block(c, width(n), kernel_size, batch_norm))
+                c = width(n)
+            convs.append(_conv_block(c, width(max(0, n - 1)), kernel_size, batch_norm))
+            c = width(max(0, n - 1))
+            self.up.append(nn.Sequential(*convs))
+        self.out = nn.Conv2d(c, channels, 1)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2 ** self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % self.size_multiple or w % self.size_multiple:
+            raise ValueError(f"CSBDeepUNet of depth {self.depth} needs height and width divisible by "
+                             f"{self.size_multiple}, got {h}x{w}; crop or pad the image "
+                             "(the methods' restore() pads automatically).")
+        skips, h_ = [], x
+        for level in self.down:
+            h_ = level(h_)
+            skips.append(h_)
+            h_ = F.max_pool2d(h_, 2)
+        h_ = self.middle(h_)
+        for level, skip in zip(self.up, reversed(skips)):
+            h_ = level(torch.cat([F.interpolate(h_, scale_factor=2, mode="nearest"), skip], dim=1))
+        out = self.out(h_)
+        return x + out if self.residual else out
+
+
+@dataclass
+class CAREConfig:
+    """CSBDeep's 2-D CARE defaults."""
+
+    depth: int = 2
+    base_filters: int = 32
+    kernel_size: int = 5
+    convs_per_level: int = 2
+    batch_norm: bool = False
+    residual: bool = True
+    loss: str = "mae"  # CSBDeep: "mae" (default) or "mse"
+
+    def __post_init__(self):
+        if self.loss not in ("mae", "mse"):
+            raise ValueError(f"CARE loss must be 'mae' or 'mse', got {self.loss!r}.")
+
+
+class CARE(RestorationMethod):
+    """Supervised CARE (``--model care``): a residual CSBDeep U-Net trained with the MAE to the target."""
+
+    kind = "care"
+    config_class = CAREConfig
+
+    def __init__(self, config: CAREConfig | None = None):
+        super().__init__(config or CAREConfig())
+        c = self.config
+        self.net = CSBDeepUNet(c.depth, c.base_filters, c.kernel_size, c.convs_per_level, c.batch_norm, c.residual)
+
+    def forward(self, x, y, generator=None, shard=(0, 1)):
+        if y is None:
+            raise ValueError("CARE is supervised: forward(x, y) needs the target y.")
+        pred = self.net(x)
+        return F.l1_loss(pred, y) if self.config.loss == "mae" else F.mse_loss(pred, y)
+
+    @torch.no_grad()
+    def restore(self, x, generator=None):
+        check_images(x)
+        return restore_padded(self.net, x, self.net.size_multiple).clamp(-1, 1)
+
+    @classmethod
+    def train_preset(cls, dataset: str, preset: str = "quick"):
+        """``paper``: §S3 (1000 epochs, batch 8, lr 4e-4, 256² patches), CSBDeep's network.
+
+        ``quick``: 64² patches, 240 steps and a narrower network (16 filters, 3x3 kernels: ~26 k
+        parameters) so that it trains on two CPU cores in well under a minute.
+        """
+        from teachdiff.train import TrainConfig
+
+        if preset == "paper":
+            cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=256, batch_size=8, lr=4e-4,
+                              epochs=1000, grad_clip=None, val_images=64, num_workers=4, sample_every=50)
+            return cfg, CAREConfig()
+        if preset != "quick":
+            raise ValueError(f"preset must be 'paper' or 'quick', got {preset!r}.")
+        cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=64, batch_size=8, lr=1e-3,
+                          epochs=4, steps_per_epoch=60, grad_clip=None, val_images=16, sample_every=0)
+        return cfg, CAREConfig(base_filters=16, kernel_size=3)

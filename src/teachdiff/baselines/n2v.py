@@ -1,0 +1,163 @@
+r"""Noise2Void: self-supervised blind-spot denoising from the noisy images alone (Krull et al., CVPR 2019).
+
+Source followed: the authors' ``n2v`` package (TensorFlow/CSBDeep; the paper used it with its
+defaults, §S3) and, for the choice of replacement pixels, CAREamics. Re-written in PyTorch.
+
+Training never uses the target: :class:`Noise2Void` sets ``supervised = False``, so the shared
+trainer passes ``y=None``, and :meth:`Noise2Void.forward` refuses a target. For each noisy patch
+``x``:
+
+1. *Stratified blind spots* (n2v's ``get_stratified_coords2D``): the patch is tiled into boxes
+   of side :math:`b = \mathrm{round}(\sqrt{100 / p})` for a masked percentage ``p`` (n2v's default
+   ``n2v_perc_pix`` = 0.198 %, so b = 22 and about 8 pixels of a 64² patch), and one pixel
+   :math:`i` is drawn uniformly in each box.
+2. *Uniform neighbour replacement*: :math:`\tilde x_i = x_{i + \delta}`, :math:`\delta` uniform in
+   the :math:`(2r+1)^2` window of radius ``r`` = 5 (n2v's ``n2v_neighborhood_radius``) minus its
+   centre; positions outside the image are mirrored back. n2v's default ``uniform_withCP`` also
+   allows :math:`\delta = 0` (probability 1/121); we exclude it as CAREamics does, since copying
+   the pixel itself is the identity shortcut the blind spot is there to prevent.
+3. *Loss on the blind spots only* (n2v's default ``mse``):
+   :math:`\mathcal L = \frac{1}{|M|}\sum_{i \in M} (f_\theta(\tilde x)_i - x_i)^2`.
+
+Prediction is :math:`f_\theta(x)` on the unmasked image. Because the expected value of a noisy
+pixel given its neighbours is the *low-dose* clean signal, N2V removes noise but cannot learn a
+change of intensity, resolution or modality (dose, confocal → Airyscan): on such data its raw MAE
+to the target stays high until outputs are rescaled to the GT distribution (the paper does this
+before scoring, §4; :func:`teachdiff.metrics.clip_and_rescale`).
+
+Network: the CSBDeep U-Net of :mod:`teachdiff.baselines.care` with n2v's configuration
+(``N2VConfig``: depth 2, 32 first filters, batch norm, *no* residual connection; kernel 3 as in
+the n2v 2-D examples). Parameter count with the defaults: 336,193 (incl. batch-norm affine
+parameters; test: ``test_baselines.py``).
+
+Paper settings (§S3): 100 epochs, batch size 32, initial learning rate 2e-4, n2v's best state by
+its validation loss. Model selection here must not look at the GT either: the presets validate
+only after the last epoch (``val_every = epochs``), so the kept weights are the final ones and the
+validation MAE is a report, not a choice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from teachdiff.baselines.care import CSBDeepUNet
+from teachdiff.baselines.common import check_images, restore_padded
+from teachdiff.methods import RestorationMethod
+
+__all__ = ["N2VConfig", "Noise2Void", "blind_spot_coords", "mask_blind_spots", "masked_mse"]
+
+
+@dataclass
+class N2VConfig:
+    """n2v's 2-D defaults."""
+
+    depth: int = 2
+    base_filters: int = 32
+    kernel_size: int = 3
+    batch_norm: bool = True
+    masked_percentage: float = 0.198  # n2v_perc_pix, in percent of the patch's pixels
+    neighborhood_radius: int = 5  # n2v_neighborhood_radius: replacement window (2r + 1)²
+
+    def __post_init__(self):
+        if not 0 < self.masked_percentage <= 100:
+            raise ValueError(f"masked_percentage is a percentage in (0, 100], got {self.masked_percentage}.")
+        if self.neighborhood_radius < 1:
+            raise ValueError(f"neighborhood_radius must be >= 1, got {self.neighborhood_radius}.")
+
+
+def blind_spot_coords(n: int, height: int, width: int, masked_percentage: float,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stratified random pixels: one per box of side round(sqrt(100 / p)) that falls inside the image.
+
+    Returns (batch index, row, column) as 1-D long tensors of equal length.
+    """
+    box = max(1, round(math.sqrt(100.0 / masked_percentage)))
+    rows, cols = math.ceil(height / box), math.ceil(width / box)
+    offsets = torch.randint(0, box, (n, rows, cols, 2), generator=generator)
+    r = torch.arange(rows).view(1, rows, 1) * box + offsets[..., 0]
+    c = torch.arange(cols).view(1, 1, cols) * box + offsets[..., 1]
+    b = torch.arange(n).view(n, 1, 1).expand(n, rows, cols)
+    inside = (r < height) & (c < width)
+    return b[inside], r[inside], c[inside]
+
+
+def _mirror(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Reflect indices into [0, size - 1] (``-1 -> 1``, ``size -> size - 2``)."""
+    period = 2 * (size - 1)
+    index = index.abs() % period
+    return torch.where(index >= size, period - index, index)
+
+
+def mask_blind_spots(x: torch.Tensor, masked_percentage: float = 0.198, radius: int = 5,
+                     generator: torch.Generator | None = None):
+    """Replace stratified random pixels of ``x`` by a uniformly chosen neighbour (centre excluded).
+
+    Returns ``(x_tilde, (b, r, c))``: the manipulated copy and the blind-spot coordinates.
+    """
+    n, _, h, w = x.shape
+    if min(h, w) < 2:
+        raise ValueError(f"Noise2Void needs patches of at least 2x2 pixels, got {h}x{w}.")
+    b, r, c = blind_spot_coords(n, h, w, masked_percentage, generator)
+    side = 2 * radius + 1
+    k = torch.randint(0, side * side - 1, (len(b),), generator=generator)
+    k = k + (k >= side * side // 2)  # skip the centre of the window
+    dr, dc = k // side - radius, k % side - radius
+    rr, cc = _mirror(r + dr, h), _mirror(c + dc, w)
+    b, r, c, rr, cc = (t.to(x.device) for t in (b, r, c, rr, cc))
+    x_tilde = x.clone()
+    x_tilde[b, 0, r, c] = x[b, 0, rr, cc]
+    return x_tilde, (b, r, c)
+
+
+def masked_mse(pred: torch.Tensor, x: torch.Tensor, coords) -> torch.Tensor:
+    """Mean squared error between prediction and noisy input on the blind spots only."""
+    b, r, c = coords
+    return (pred[b, 0, r, c] - x[b, 0, r, c]).pow(2).mean()
+
+
+class Noise2Void(RestorationMethod):
+    """Self-supervised Noise2Void (``--model n2v``): trained on the noisy inputs only."""
+
+    kind = "n2v"
+    config_class = N2VConfig
+    supervised = False
+
+    def __init__(self, config: N2VConfig | None = None):
+        super().__init__(config or N2VConfig())
+        c = self.config
+        self.net = CSBDeepUNet(c.depth, c.base_filters, c.kernel_size, convs_per_level=2, batch_norm=c.batch_norm,
+                               residual=False)
+
+    def forward(self, x, y=None, generator=None, shard=(0, 1)):
+        if y is not None:
+            raise ValueError("Noise2Void is self-supervised and must never see the target: call forward(x, None) "
+                             "(the trainer does so because Noise2Void.supervised is False).")
+        x_tilde, coords = mask_blind_spots(x, self.config.masked_percentage, self.config.neighborhood_radius,
+                                           generator)
+        return masked_mse(self.net(x_tilde), x, coords)
+
+    @torch.no_grad()
+    def restore(self, x, generator=None):
+        check_images(x)
+        return restore_padded(self.net, x, self.net.size_multiple).clamp(-1, 1)
+
+    @classmethod
+    def train_preset(cls, dataset: str, preset: str = "quick"):
+        """``paper``: §S3 (100 epochs, batch 32, lr 2e-4, 256² patches); ``quick``: 64², 240 steps,
+        16 filters. Both validate only after the last epoch (no model selection with the GT)."""
+        from teachdiff.train import TrainConfig
+
+        if preset == "paper":
+            cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=256, batch_size=32, lr=2e-4,
+                              epochs=100, val_every=100, grad_clip=None, val_images=64, num_workers=4,
+                              sample_every=10)
+            return cfg, N2VConfig()
+        if preset != "quick":
+            raise ValueError(f"preset must be 'paper' or 'quick', got {preset!r}.")
+        cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=64, batch_size=16, lr=2e-3,
+                          epochs=4, steps_per_epoch=60, val_every=4, grad_clip=None, val_images=16, sample_every=0)
+        return cfg, N2VConfig(base_filters=16)

@@ -1,0 +1,260 @@
+"""``teachdiff restore``: restore microscopy images with a trained checkpoint.
+
+For the diffusion model it writes, per input ``<name>.tif``/``.png``, into the output folder:
+
+- ``<name>_mean.tif``    DDPM-avg, the mean of ``--samples`` samples (§S5), in the input's scale
+- ``<name>_sample.tif``  the first of those samples (the paper's single-sample "DDPM")
+- ``<name>_std.tif``     standard-deviation uncertainty map, Eq. 15 (0..255 scale / 255)
+- ``<name>_entropy.tif`` entropy uncertainty map, Eq. 16 (natural log, 0..ln N)
+
+For a benchmark model (CARE, Noise2Void, pix2pix, UNet-RCAN), which is deterministic and has no
+samples, it writes ``<name>_restored.tif`` only. All TIFFs are float32 with the input's height
+and width (a z-stack gives stacks, restored slice by slice); intensities are in the input's own
+scale (0..255 for 8-bit, 0..65535 for 16-bit). Each TIFF has an 8-bit PNG preview beside it (the
+middle slice of a stack; the std map scaled to its 99.5th percentile, the entropy map to ln N).
+
+Large images are processed in overlapping tiles (``--tile``, ``--overlap``) blended without
+seams. Existing results are never overwritten unless ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+EXAMPLES = """
+examples:
+  # DDPM-avg of 15 samples with uncertainty maps (the paper's setting, 200 DDPM steps)
+  teachdiff restore --checkpoint runs/mt/best.pt data/raw/fov01.tif --out restored/
+
+  # faster: 20 deterministic DDIM steps, 5 samples, a whole folder
+  teachdiff restore --checkpoint runs/mt/best.pt data/raw/*.tif --samples 5 --sampler ddim --steps 20 --out restored/
+
+  # a 2560 x 2560 field of view in 256-pixel tiles overlapping by 32 pixels, on a fixed seed
+  teachdiff restore --checkpoint runs/mt/best.pt big.tif --tile 256 --overlap 32 --seed 1 --out restored/
+
+  # a baseline checkpoint writes <name>_restored.tif
+  teachdiff restore --checkpoint runs/care/best.pt data/raw/fov01.tif --out restored-care/
+"""
+
+DIFFUSION_OUTPUTS = ("mean", "sample", "std", "entropy")
+BASELINE_OUTPUTS = ("restored",)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("restore", help="restore images with a trained model (DDPM-avg + uncertainty)",
+                              description=__doc__, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="8/16-bit grayscale TIFF or PNG images or z-stacks")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `teachdiff train` (best.pt)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--samples", type=int, default=15, help="samples averaged into DDPM-avg (default 15, §S5)")
+    p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"],
+                   help="ddpm: the paper's sampler over all T steps; ddim: --steps steps (default ddpm)")
+    p.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20; ignored by ddpm)")
+    p.add_argument("--tile", type=int, default=256, help="tile size in pixels; 0 = whole image at once (default 256)")
+    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
+    p.add_argument("--batch-size", type=int, help="images per network call (default: chosen from the device)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling noise (default 0)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import teachdiff
+    from teachdiff.train import load_method
+
+    device = teachdiff.device(args.device)
+    # Check the inputs and the output folder before the (slow) checkpoint load and restoration.
+    plan_outputs(args.inputs, args.out, outputs=(), overwrite=args.overwrite)
+    method = load_method(args.checkpoint, map_location=device)
+    written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
+                            steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
+                            batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks before any work
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """The output folder exists (created if needed) and accepts a file; else a clear error."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder; choose a folder name for the results.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".teachdiff-write-test-"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"cannot write into output folder {out_dir} ({err.strerror or err}); choose a "
+                              "writable --out folder (or free disk space).") from None
+
+
+def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Sequence[str],
+                 overwrite: bool = False) -> list[tuple[Path, list[Path]]]:
+    """Check every input and the output folder; the output files of each input.
+
+    Fails before any work on: a missing input, an unreadable / colour / non-8/16-bit image
+    (header only, fast), two inputs with the same name, an output folder that is a file or not
+    writable, and outputs that exist already (unless ``overwrite``). ``outputs`` are the name
+    suffixes (e.g. ``("mean", "std")``); ``()`` checks only the inputs and the folder.
+    """
+    from teachdiff.data.io import read_header
+
+    if not inputs:
+        raise ValueError("no input images given; pass one or more TIFF/PNG files.")
+    out_dir = Path(out_dir)
+    plan, names = [], {}
+    for item in inputs:
+        path = Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"input image {path} does not exist" +
+                                    ("; it is a folder: pass the files, e.g. DIR/*.tif" if path.is_dir() else "."))
+        read_header(path)  # clear errors for RGB, float, corrupt files
+        if path.stem in names:
+            raise ValueError(f"inputs {names[path.stem]} and {path} have the same name {path.stem!r}, so their "
+                             "results would overwrite each other; restore them into different --out folders.")
+        names[path.stem] = path
+        plan.append((path, [out_dir / f"{path.stem}_{s}{ext}" for s in outputs for ext in (".tif", ".png")]))
+    _check_out_dir(out_dir)
+    existing = [p for _, files in plan for p in files if p.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise FileExistsError(f"{len(existing)} result file(s) exist already ({shown}); pass --overwrite to "
+                              "replace them or choose another --out folder.")
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------
+# Restoration of files
+# ----------------------------------------------------------------------------------------------
+
+
+def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_samples: int = 15,
+                  sampler: str = "ddpm", steps: int = 20, tile: int | None = 256, overlap: int = 32, seed: int = 0,
+                  batch_size: int | None = None, overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Restore image files with a loaded method and write the results; returns the written paths.
+
+    ``method`` is what :func:`teachdiff.train.load_method` returns. With ``method.kind ==
+    "ddpm"`` it must have ``.unet`` (the noise-prediction network) and ``.schedule``; it may
+    have ``.config.clip`` and ``.config.variance`` (the sampler options it was trained
+    with). Any other kind must have ``.restore(x)`` mapping (N, 1, H, W) in [-1, 1] to the same.
+    See the module docstring for the files written. ``tile=None`` restores whole images.
+    """
+    from teachdiff.data import from_model_range, read_image, to_model_range
+    from teachdiff.data.io import bit_depth_of
+    from teachdiff.infer import restore_image, tiled_apply
+
+    diffusion = getattr(method, "kind", None) == "ddpm"
+    network = method.unet if diffusion else method
+    cond_channels = getattr(getattr(network, "config", None), "cond_channels", 1)
+    if cond_channels != 1:
+        raise ValueError(f"this checkpoint expects {cond_channels} input channels, but teachdiff restore reads "
+                         "single-channel grayscale images; use a model trained on grayscale data.")
+    plan = plan_outputs(inputs, out_dir, DIFFUSION_OUTPUTS if diffusion else BASELINE_OUTPUTS, overwrite)
+    if isinstance(method, torch.nn.Module):
+        method.eval()
+    options = {"kind": getattr(method, "kind", "?"), "tile": tile, "overlap": overlap}
+    if diffusion:
+        config = getattr(method, "config", None)
+        sampling = dict(sampler=sampler, steps=steps, clip=getattr(config, "clip", True),
+                        variance=getattr(config, "variance", "beta"))
+        options.update(samples=n_samples, seed=seed, **sampling)
+
+    written: list[Path] = []
+    for path, _files in tqdm(plan, desc="images", unit="image", disable=not progress or len(plan) < 2):
+        image = read_image(path)  # (Z, H, W) uint8 / uint16
+        bit_depth = bit_depth_of(image.dtype, path)
+        stack = image[0] if image.shape[0] == 1 else image
+        if diffusion:
+            result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples, bit_depth=bit_depth,
+                                   tile=tile, overlap=overlap, seed=seed, progress=progress, batch_size=batch_size,
+                                   **sampling)
+            maps = {"mean": result.mean, "sample": result.sample, "std": result.std, "entropy": result.entropy}
+        else:
+            maps = {"restored": _restore_deterministic(method, image, bit_depth, tile, overlap, batch_size, progress,
+                                                       to_model_range, from_model_range, tiled_apply)
+                    .reshape(stack.shape)}
+        for suffix, values in maps.items():
+            written += _write_result(Path(out_dir) / f"{path.stem}_{suffix}", values, suffix, bit_depth,
+                                     n_samples, dict(options, input=str(path), map=suffix))
+    return written
+
+
+def _restore_deterministic(method, image, bit_depth, tile, overlap, batch_size, progress,
+                           to_model_range, from_model_range, tiled_apply) -> np.ndarray:
+    """A baseline, slice by slice (whole or tiled); (Z, H, W) float32 in the input's scale."""
+    slices = []
+    for plane in image:
+        x = torch.as_tensor(to_model_range(plane, bit_depth))[None, None]
+        device = next((p.device for p in method.parameters()), x.device) if isinstance(method, torch.nn.Module) \
+            else x.device
+        with torch.no_grad():
+            if tile is None:
+                y = method.restore(x.to(device)).cpu()
+            else:
+                y = tiled_apply(lambda t: method.restore(t.to(device)).cpu(), x, tile=tile, overlap=overlap,
+                                batch_size=batch_size or 4, progress=progress,
+                                multiple=int(getattr(method, "size_multiple", 1)))
+        slices.append(from_model_range(y[0, 0], bit_depth).numpy())
+    return np.stack(slices).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write) -> Path:
+    """Write through a temporary file in the same folder and rename it into place, so a full
+    disk or an interruption never leaves a truncated result under the final name."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise PermissionError(f"could not write {path} ({err.strerror or err}); check free disk space and that "
+                              "the --out folder is writable.") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _preview(values: np.ndarray, kind: str, bit_depth: int, n_samples: int) -> np.ndarray:
+    """An 8-bit picture of one map (the middle slice of a stack)."""
+    plane = values[values.shape[0] // 2] if values.ndim == 3 else values
+    if kind == "std":
+        top = float(np.percentile(plane, 99.5)) or 1.0
+    elif kind == "entropy":
+        top = math.log(max(n_samples, 2))
+    else:
+        top = float(2**bit_depth - 1)
+    return np.clip(np.rint(plane / top * 255), 0, 255).astype(np.uint8)
+
+
+def _write_result(stem: Path, values: np.ndarray, kind: str, bit_depth: int, n_samples: int,
+                  metadata: dict) -> list[Path]:
+    import tifffile
+    from PIL import Image
+
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    tif = _atomic_write(stem.with_name(stem.name + ".tif"),
+                        lambda tmp: tifffile.imwrite(tmp, values, description=json.dumps(metadata)))
+    png = _atomic_write(stem.with_name(stem.name + ".png"),
+                        lambda tmp: Image.fromarray(_preview(values, kind, bit_depth, n_samples)).save(tmp, format="PNG"))
+    return [tif, png]

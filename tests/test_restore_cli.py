@@ -1,0 +1,169 @@
+"""``teachdiff restore``: files written, their scale and shape, and every refusal (issue 5)."""
+
+import errno
+import math
+import os
+import types
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+
+from teachdiff.cli import main
+from teachdiff.diffusion import NoiseSchedule
+from teachdiff.infer import restore_image
+from teachdiff.restore_cli import restore_files
+from teachdiff.unet import MPUNet, UNetConfig
+
+N_SAMPLES = 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: a second OpenMP thread costs more than it saves on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def ddpm_method():
+    torch.manual_seed(0)
+    unet = MPUNet(UNetConfig.tiny()).eval()
+    with torch.no_grad():
+        for p in unet.parameters():
+            if p.ndim == 0:  # open the zero-initialised gains so the samples vary with the input
+                p.fill_(0.5)
+    return types.SimpleNamespace(kind="ddpm", unet=unet, schedule=NoiseSchedule(T=4))
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    flat = tmp_path / "in" / "fov_8bit.tif"
+    stack = tmp_path / "in" / "stack_16bit.tif"
+    flat.parent.mkdir()
+    tifffile.imwrite(flat, rng.integers(0, 256, size=(37, 50), dtype=np.uint8))
+    tifffile.imwrite(stack, rng.integers(0, 4000, size=(2, 24, 19), dtype=np.uint16))
+    return flat, stack
+
+
+def test_ddpm_outputs_are_float32_maps_of_the_input_shape_and_scale(images, tmp_path):
+    flat, stack = images
+    out = tmp_path / "out"
+    written = restore_files(ddpm_method(), [flat, stack], out, n_samples=N_SAMPLES, tile=32, overlap=8,
+                            progress=False)
+    assert len(written) == 2 * 4 * 2 and all(p.exists() for p in written)
+    for path, shape, top in ((flat, (37, 50), 255), (stack, (2, 24, 19), 65535)):
+        maps = {k: tifffile.imread(out / f"{path.stem}_{k}.tif") for k in ("mean", "sample", "std", "entropy")}
+        for name, values in maps.items():
+            assert values.shape == shape and values.dtype == np.float32, name
+            preview = np.asarray(Image.open(out / f"{path.stem}_{name}.png"))
+            assert preview.dtype == np.uint8 and preview.shape == shape[-2:]
+        assert 0 <= maps["mean"].min() and maps["mean"].max() <= top
+        assert 0 <= maps["std"].min() and maps["std"].max() <= 0.5
+        assert 0 <= maps["entropy"].min() and maps["entropy"].max() <= math.log(N_SAMPLES) + 1e-6
+        assert maps["std"].max() > 0  # the samples do differ
+    # The files hold exactly what the library computes for the same seed.
+    method = ddpm_method()
+    expected = restore_image(method.unet, tifffile.imread(flat), method.schedule, n_samples=N_SAMPLES, tile=32,
+                             overlap=8, seed=0, progress=False)
+    np.testing.assert_allclose(tifffile.imread(out / "fov_8bit_mean.tif"), expected.mean, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(tifffile.imread(out / "fov_8bit_entropy.tif"), expected.entropy, atol=1e-5)
+
+
+def test_baseline_writes_restored_in_the_input_scale(images, tmp_path):
+    """A stand-in baseline that negates its input in [-1, 1] must give 255 - v (8-bit) exactly."""
+    flat, _ = images
+    negate = types.SimpleNamespace(kind="care", restore=lambda x: -x)
+    written = restore_files(negate, [flat], tmp_path / "out", tile=16, overlap=4, progress=False)
+    assert sorted(p.name for p in written) == ["fov_8bit_restored.png", "fov_8bit_restored.tif"]
+    restored = tifffile.imread(tmp_path / "out" / "fov_8bit_restored.tif")
+    np.testing.assert_allclose(restored, 255.0 - tifffile.imread(flat), atol=1e-3)
+
+
+def test_existing_results_are_never_clobbered(images, tmp_path):
+    flat, _ = images
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "fov_8bit_std.tif").write_bytes(b"earlier result")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        restore_files(ddpm_method(), [flat], out, n_samples=2, progress=False)
+    assert (out / "fov_8bit_std.tif").read_bytes() == b"earlier result"
+    assert not (out / "fov_8bit_mean.tif").exists()  # refused before writing anything
+    restore_files(ddpm_method(), [flat], out, n_samples=2, overwrite=True, progress=False)
+    assert tifffile.imread(out / "fov_8bit_std.tif").shape == (37, 50)
+
+
+def test_bad_inputs_and_output_folders(images, tmp_path):
+    flat, _ = images
+    rgb = tmp_path / "in" / "colour.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(rgb)
+    with pytest.raises(ValueError, match="grayscale"):
+        restore_files(ddpm_method(), [rgb], tmp_path / "out", progress=False)
+    with pytest.raises(FileNotFoundError, match="missing.tif"):
+        restore_files(ddpm_method(), [tmp_path / "missing.tif"], tmp_path / "out", progress=False)
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        restore_files(ddpm_method(), [flat], a_file, progress=False)
+    with pytest.raises(PermissionError, match="writable"):  # a folder that cannot be created, even as root
+        restore_files(ddpm_method(), [flat], a_file / "sub", progress=False)
+    twin = tmp_path / "other" / flat.name
+    twin.parent.mkdir()
+    twin.write_bytes(flat.read_bytes())
+    with pytest.raises(ValueError, match="same name"):
+        restore_files(ddpm_method(), [flat, twin], tmp_path / "out", progress=False)
+    rgb_model = ddpm_method()
+    rgb_model.unet = MPUNet(UNetConfig(image_size=32, cond_channels=3, channels=8, channel_mult=(1,),
+                                       num_blocks=1, attn_resolutions=()))
+    with pytest.raises(ValueError, match="3 input channels"):
+        restore_files(rgb_model, [flat], tmp_path / "out", progress=False)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_unwritable_output_folder(images, tmp_path):
+    flat, _ = images
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="writable"):
+            restore_files(ddpm_method(), [flat], locked, progress=False)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_full_disk_gives_a_clear_error_and_no_partial_files(images, tmp_path, monkeypatch):
+    flat, _ = images
+
+    def disk_full(path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", disk_full)
+    out = tmp_path / "out"
+    with pytest.raises(PermissionError, match="disk space"):
+        restore_files(ddpm_method(), [flat], out, n_samples=2, progress=False)
+    assert list(out.iterdir()) == []  # neither the temporary nor a truncated result is left
+
+
+def test_cli_end_to_end_with_a_saved_checkpoint(images, tmp_path, capsys):
+    train = pytest.importorskip("teachdiff.train")
+    from teachdiff.methods import DiffusionConfig, DiffusionMethod
+
+    flat, stack = images
+    ckpt = train.save_checkpoint(tmp_path / "best.pt", DiffusionMethod(DiffusionConfig(unet=UNetConfig.tiny(), T=4)))
+    out = tmp_path / "out"
+    argv = ["restore", "--checkpoint", str(ckpt), str(flat), str(stack), "--samples", "2", "--sampler", "ddim",
+            "--steps", "2", "--tile", "32", "--overlap", "8", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    assert tifffile.imread(out / "stack_16bit_entropy.tif").shape == (2, 24, 19)
+    assert main(argv) == 1  # a second run refuses to clobber
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+    assert main(["restore", "--checkpoint", str(tmp_path / "nope.pt"), str(flat), "--out", str(tmp_path / "o2")]) == 1
+    assert "does not exist" in capsys.readouterr().err
