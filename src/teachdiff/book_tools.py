@@ -16,8 +16,6 @@ import copy
 import sys
 from pathlib import Path
 
-import nbformat
-
 __all__ = ["SOLUTION_TAG", "is_solution", "strip_solutions", "make_student_version", "main"]
 
 SOLUTION_TAG = "solution"
@@ -29,12 +27,14 @@ def is_solution(cell) -> bool:
     return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def strip_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def strip_solutions(nb):
     """A copy of ``nb`` without solution cells and without outputs.
 
     Each run of consecutive solution cells becomes one empty placeholder code cell, so the
     student sees where to write the answer.
     """
+    import nbformat  # a dependency of jupytext (book extras)
+
     out = copy.deepcopy(nb)
     cells = []
     previous_was_solution = False

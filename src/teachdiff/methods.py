@@ -93,10 +93,10 @@ class DiffusionMethod(RestorationMethod):
         self.schedule = NoiseSchedule(T=self.config.T, s=self.config.s)
 
     @torch.no_grad()
-    def calibrate(self, train_set, n_items: int = 64) -> None:
-        """Measure mean and standard deviation of the inputs x on (up to) ``n_items`` training
-        items; the U-Net standardises x with them. Called once by the trainer before step 0."""
-        xs = torch.stack([train_set[i]["x"] for i in range(min(n_items, len(train_set)))]).double()
+    def calibrate(self, items: list[dict]) -> None:
+        """Measure mean and standard deviation of the inputs x of some training items (the
+        trainer passes 64); the U-Net standardises x with them. Called once before step 0."""
+        xs = torch.stack([item["x"] for item in items]).double()
         self.unet.cond_mean.fill_(xs.mean().item())
         self.unet.cond_std.fill_(max(xs.std().item(), 1e-3))
 

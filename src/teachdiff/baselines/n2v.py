@@ -13,7 +13,7 @@ trainer passes ``y=None``, and :meth:`Noise2Void.forward` refuses a target. For 
    :math:`i` is drawn uniformly in each box.
 2. *Uniform neighbour replacement*: :math:`\tilde x_i = x_{i + \delta}`, :math:`\delta` uniform in
    the :math:`(2r+1)^2` window of radius ``r`` = 5 (n2v's ``n2v_neighborhood_radius``) minus its
-   centre; positions outside the image are mirrored back. n2v's default ``uniform_withCP`` also
+   centre; at the borders the window is shifted inside the image as in n2v. n2v's default ``uniform_withCP`` also
    allows :math:`\delta = 0` (probability 1/121); we exclude it as CAREamics does, since copying
    the pixel itself is the identity shortcut the blind spot is there to prevent.
 3. *Loss on the blind spots only* (n2v's default ``mse``):
@@ -85,28 +85,24 @@ def blind_spot_coords(n: int, height: int, width: int, masked_percentage: float,
     return b[inside], r[inside], c[inside]
 
 
-def _mirror(index: torch.Tensor, size: int) -> torch.Tensor:
-    """Reflect indices into [0, size - 1] (``-1 -> 1``, ``size -> size - 2``)."""
-    period = 2 * (size - 1)
-    index = index.abs() % period
-    return torch.where(index >= size, period - index, index)
-
-
 def mask_blind_spots(x: torch.Tensor, masked_percentage: float = 0.198, radius: int = 5,
                      generator: torch.Generator | None = None):
     """Replace stratified random pixels of ``x`` by a uniformly chosen neighbour (centre excluded).
 
-    Returns ``(x_tilde, (b, r, c))``: the manipulated copy and the blind-spot coordinates.
+    The neighbour is drawn from the (2r+1)² window around the pixel, shifted to lie inside the
+    image at the borders (n2v's ``get_subpatch``). Returns ``(x_tilde, (b, r, c))``: the
+    manipulated copy and the blind-spot coordinates.
     """
     n, _, h, w = x.shape
-    if min(h, w) < 2:
-        raise ValueError(f"Noise2Void needs patches of at least 2x2 pixels, got {h}x{w}.")
+    if h * w < 2:
+        raise ValueError(f"Noise2Void needs patches of at least 2 pixels, got {h}x{w}.")
     b, r, c = blind_spot_coords(n, h, w, masked_percentage, generator)
-    side = 2 * radius + 1
-    k = torch.randint(0, side * side - 1, (len(b),), generator=generator)
-    k = k + (k >= side * side // 2)  # skip the centre of the window
-    dr, dc = k // side - radius, k % side - radius
-    rr, cc = _mirror(r + dr, h), _mirror(c + dc, w)
+    side_h, side_w = min(2 * radius + 1, h), min(2 * radius + 1, w)
+    top, left = (r - radius).clamp(0, h - side_h), (c - radius).clamp(0, w - side_w)
+    centre = (r - top) * side_w + (c - left)
+    k = torch.randint(0, side_h * side_w - 1, (len(b),), generator=generator)
+    k = k + (k >= centre).long()  # every window position but the centre, uniformly
+    rr, cc = top + k // side_w, left + k % side_w
     b, r, c, rr, cc = (t.to(x.device) for t in (b, r, c, rr, cc))
     x_tilde = x.clone()
     x_tilde[b, 0, r, c] = x[b, 0, rr, cc]
