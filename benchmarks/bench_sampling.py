@@ -8,7 +8,8 @@ What is timed is :func:`teachdiff.infer.sample` with ``n_samples=15`` in one bat
 ``small`` U-Net configurations at 64 x 64. The 256 x 256 figure is an estimate: the measured
 time of a few 15-image network calls at 256 x 256 times the number of steps. The untrained
 networks' gains are opened (set to 1) so every layer computes; timing does not depend on
-the weights. Threads: torch's default on this machine (2).
+the weights. One thread: on this shared 2-core machine a second OpenMP thread made every call
+up to 20x *slower* (each op waits for a busy core), so the single-thread time is the honest one.
 """
 
 from __future__ import annotations
@@ -50,10 +51,9 @@ def time_sampling(model, size: int, sampler: str, steps: int, schedule_T: int) -
 
 
 @torch.no_grad()
-def time_call(model, size: int, repeats: int = 3) -> float:
+def time_call(model, size: int, repeats: int = 1) -> float:
     x = torch.zeros(N_SAMPLES, 1, size, size)
     level = torch.full((N_SAMPLES,), 0.5)
-    model(x, x, level)
     start = time.perf_counter()
     for _ in range(repeats):
         model(x, x, level)
@@ -61,6 +61,7 @@ def time_call(model, size: int, repeats: int = 3) -> float:
 
 
 def main() -> None:
+    torch.set_num_threads(1)
     quick = teachdiff.quick_mode()
     ddpm_T = 20 if quick else T  # quick: time 20 steps and scale to 200
     rows = []

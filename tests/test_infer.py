@@ -12,6 +12,7 @@ Two kinds of model keep these tests fast and their expected values known:
 """
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import scipy.ndimage
 import torch
 
 from teachdiff.diffusion import NoiseSchedule, _randn, ddim_sample, ddpm_sample
-from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, restore, restore_image, run_sampler, sample,
+from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, default_batch_size, pad_reflect, restore, restore_image, run_sampler, sample,
                              sample_tiled, summarize_samples, tiled_apply, uncertainty_maps)
 from teachdiff.unet import MPUNet, UNetConfig
 
@@ -282,7 +283,7 @@ def test_tiled_ddpm_with_position_keyed_noise_has_no_seam_in_samples_or_std_map(
 
     calls = iter(range(1000))
     independent = tiled_apply(lambda t: sample(model, t, schedule, n_samples=8, seed=next(calls), progress=False),
-                              x, tile=tile, overlap=0 + overlap, batch_size=1, progress=False)
+                              x, tile=tile, overlap=overlap, batch_size=1, progress=False)
     std_shared, std_independent = uncertainty_maps(tiled)[0], uncertainty_maps(independent)[0]
     in_overlap = torch.zeros(96, dtype=torch.bool)
     for start in range(-overlap // 2 + tile - overlap, 96, tile - overlap):
@@ -301,6 +302,19 @@ def test_restore_tiled_and_untiled_match_for_a_local_model():
     for field in ("mean", "sample", "std", "entropy"):
         torch.testing.assert_close(getattr(a, field), getattr(b, field), rtol=0, atol=1e-4)
         assert getattr(a, field).shape == (1, 1, 50, 70)
+
+
+def test_pad_reflect_any_amount_matches_numpy():
+    image = torch.arange(12.0).reshape(1, 1, 3, 4)
+    padded = pad_reflect(image, 7, 2, 9, 1)
+    np.testing.assert_array_equal(padded[0, 0].numpy(), np.pad(image[0, 0].numpy(), ((7, 2), (9, 1)), mode="reflect"))
+
+
+def test_default_batch_size_shrinks_with_image_size():
+    paper = types.SimpleNamespace(config=UNetConfig.paper())  # only the config is read
+    assert default_batch_size(paper, 64, 64, "cpu") == 8
+    assert default_batch_size(paper, 2560, 2560, "cpu") == 1
+    assert 1 <= default_batch_size(paper, 256, 256, "cpu") < 8
 
 
 def test_tiling_bad_arguments():

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "teachdiff.train_cli",
     "teachdiff.restore_cli",
     "teachdiff.evaluate",
+    "teachdiff.reproduce",
 ]
 
 EXIT_USAGE = 2

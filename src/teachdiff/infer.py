@@ -235,8 +235,8 @@ def default_batch_size(model, height: int, width: int, device: torch.device | st
     the one above, and inference stores no gradients:
     ``bytes = 4 * H * W * sum_l(width_l * (2 * num_blocks + 4) / 4**l)`` plus the attention
     matrices. On CUDA a quarter of the free memory is used, capped at 64 images; on CPU and MPS
-    the batch is capped at 8 (larger batches do not run faster on a few cores) and at 1/16 of
-    the RAM-equivalent budget of 8 GiB. A model without a ``config`` counts as 64 channels.
+    at most 512 MiB of activations and at most 8 images (larger batches do not run faster on a
+    few cores). A model without a ``config`` counts as a 64-channel network.
     """
     device = torch.device(device) if device is not None else _model_device(model, torch.device("cpu"))
     config = getattr(model, "config", None)

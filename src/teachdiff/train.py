@@ -36,8 +36,8 @@ import teachdiff
 from teachdiff.methods import DiffusionConfig, RestorationMethod, build_method, method_class
 from teachdiff.unet import UNetConfig
 
-__all__ = ["TrainConfig", "train_preset", "train", "TrainResult", "save_checkpoint", "load_checkpoint",
-           "load_method", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "train_preset", "train", "TrainResult", "train_or_load", "runs_dir", "save_checkpoint",
+           "load_checkpoint", "load_method", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "teachdiff-checkpoint-v1"
 
@@ -399,7 +399,7 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
                         optimizers=[o.state_dict() for o in optimizers],
                         schedulers=[s.state_dict() for s in schedulers], step=step, epoch=epoch,
                         batch_in_epoch=batch_in_epoch, best_val_mae=best_val, history=history,
-                        train_config=dataclasses.asdict(cfg))
+                        train_config=dataclasses.asdict(cfg), finished=epoch >= cfg.epochs)
 
     if is_main:
         _atomic_write(out_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(
@@ -497,3 +497,27 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
     if stopped and is_main:
         print(f"stopped at step {step} (budget); continue with --resume --out {out_dir}")
     return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", history, finished=not stopped)
+
+
+def runs_dir() -> Path:
+    """Where :func:`train_or_load` keeps its runs: ``$TEACHDIFF_RUNS`` or the user cache folder."""
+    if os.environ.get("TEACHDIFF_RUNS"):
+        return Path(os.environ["TEACHDIFF_RUNS"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("teachdiff")) / "runs"
+
+
+def train_or_load(dataset: str, preset: str = "quick", model: str = "ddpm", out_dir: str | Path | None = None,
+                  seed: int = 0, progress: bool = True) -> RestorationMethod:
+    """The trained method of a preset: loaded from ``out_dir/best.pt`` when that run finished,
+    otherwise trained (an interrupted run is resumed). Training is deterministic, so a loaded
+    run is the same model a fresh one would give; chapters use this so that they do not each
+    train the same quick model again. ``out_dir`` defaults to ``runs_dir()/<dataset>-<model>-<preset>``."""
+    out_dir = Path(out_dir) if out_dir is not None else runs_dir() / f"{dataset}-{model}-{preset}-seed{seed}"
+    finished = (out_dir / "last.pt").exists() and load_checkpoint(out_dir / "last.pt").get("finished", False)
+    if not finished:
+        cfg, method_cfg = train_preset(dataset, preset, model)
+        train(dataclasses.replace(cfg, seed=seed), method_cfg, out_dir, resume=(out_dir / "last.pt").exists(),
+              progress=progress)
+    return load_method(out_dir / "best.pt", map_location=teachdiff.device(), expect_kind=model)

@@ -225,7 +225,7 @@ class UNetRCAN(RestorationMethod):
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):
         """``paper``: §S3 (<= 200 epochs, lr 1e-4, batch 1, 256² patches, the reference network).
-        ``quick``: 64², widths 16-32, 2 groups of 2 RCABs, no dropout, batch 8, 240 steps."""
+        ``quick``: 64², widths 16-32, 2 groups of 2 RCABs, no dropout, batch 4, 240 steps."""
         from teachdiff.train import TrainConfig
 
         if preset == "paper":
@@ -234,6 +234,6 @@ class UNetRCAN(RestorationMethod):
             return cfg, RCANConfig()
         if preset != "quick":
             raise ValueError(f"preset must be 'paper' or 'quick', got {preset!r}.")
-        cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=64, batch_size=8, lr=1e-3,
+        cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=64, batch_size=4, lr=1e-3,
                           epochs=4, steps_per_epoch=60, grad_clip=None, val_images=16, sample_every=0)
         return cfg, RCANConfig(widths=(16, 32), attention_channels=4, n_groups=2, n_blocks=2, dropout=0.0)
