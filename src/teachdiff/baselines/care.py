@@ -9,12 +9,13 @@ per level, 2 convolutions of 5x5 per level with ReLU, 2x2 max-pooling, nearest-n
 up-sampling and concatenation with the skip, a 1x1 linear output convolution, and a *residual*
 output (the network predicts a correction of its input):
 
-.. math::  \hat y = x + f_\theta(x), \qquad \mathcal L = \frac1N \sum_i |\hat y_i - y_i| \quad (\text{MAE, CSBDeep's default}).
+.. math::  \hat y = x + f_\theta(x), \qquad
+           \mathcal L = \frac1N \sum_i |\hat y_i - y_i| \quad (\text{MAE, CSBDeep's default}).
 
-CSBDeep's middle and decoder convolutions have CSBDeep's exact widths: the last convolution of the
-bottleneck and of each decoder level halves the channels before up-sampling. Parameter count
-with the defaults: 922,977 (test: ``test_baselines.py``). Images must have sides divisible by
-``2**depth`` = 4 for the network; :meth:`CARE.restore` mirror-pads any other size.
+The widths are CSBDeep's: the last convolution of the bottleneck and of each decoder level halves
+the channels before up-sampling. Parameter count with the defaults: 922,977 (test:
+``test_baselines.py``). Images must have sides divisible by ``2**depth`` = 4 for the network;
+:meth:`CARE.restore` mirror-pads any other size.
 
 Paper settings (§S3): 1000 epochs, batch size 8, initial learning rate 4e-4, best state by
 validation (``train_preset(dataset, "paper")``). CSBDeep uses Adam with ReduceLROnPlateau; the

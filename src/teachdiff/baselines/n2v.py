@@ -42,7 +42,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from teachdiff.baselines.care import CSBDeepUNet
 from teachdiff.baselines.common import check_images, restore_padded
@@ -159,5 +158,6 @@ class Noise2Void(RestorationMethod):
         if preset != "quick":
             raise ValueError(f"preset must be 'paper' or 'quick', got {preset!r}.")
         cfg = TrainConfig(dataset=dataset, model=cls.kind, preset=preset, patch_size=64, batch_size=8, lr=4e-3,
-                          epochs=4, steps_per_epoch=60, val_every=_VALIDATE_AT_END_ONLY, grad_clip=None, val_images=16, sample_every=0)
+                          epochs=4, steps_per_epoch=60, val_every=_VALIDATE_AT_END_ONLY, grad_clip=None,
+                          val_images=16, sample_every=0)
         return cfg, N2VConfig(base_filters=16)

@@ -27,10 +27,10 @@ test time in training mode (pix2pix's ``test.py`` without ``--eval``). At batch 
 instance normalisation with learned affine parameters, which we use: it gives the same model
 without restorations that depend on which other images share a batch.
 
-Parameter counts: ``unet_256`` generator (ngf 64) 54,407,809 (pix2pix's 54.41 M for RGB, less its 3-channel ends) and PatchGAN 2,764,609 (test:
-``test_baselines.py``). The quick preset uses ngf 16, ``n_down`` 6 and a 32-filter
-PatchGAN (receptive field still 70). The learning-rate schedule is the trainer's cosine
-annealing instead of pix2pix's constant-then-linear decay.
+Parameter counts: ``unet_256`` generator (ngf 64) 54,407,809 (pix2pix's 54,413,955 for RGB, less
+its 3-channel ends) and PatchGAN 2,764,609 (test: ``test_baselines.py``). The quick preset uses
+ngf 16, ``n_down`` 6 and a 32-filter PatchGAN (receptive field still 70). The learning-rate
+schedule is the trainer's cosine annealing instead of pix2pix's constant-then-linear decay.
 """
 
 from __future__ import annotations
