@@ -77,7 +77,7 @@ def main() -> None:
         "# Sampling latency (DDPM-avg, CPU)",
         "",
         f"Machine: {MACHINE} ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads). Script: `benchmarks/bench_sampling.py`"
+        f"{torch.get_num_threads()} thread(s), shared with other jobs). Script: `benchmarks/bench_sampling.py`"
         + (" (quick mode: DDPM timed over 20 steps and scaled to 200)." if quick else "."),
         "",
         f"One patch, {N_SAMPLES} samples drawn in one batch of {N_SAMPLES}; DDPM = {T} ancestral steps (the paper), "

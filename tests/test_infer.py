@@ -20,7 +20,7 @@ import scipy.ndimage
 import torch
 
 from teachdiff.diffusion import NoiseSchedule, _randn, ddim_sample, ddpm_sample
-from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, default_batch_size, pad_reflect, restore, restore_image, run_sampler, sample,
+from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, default_batch_size, pad_reflect, restore, restore_image, sample,
                              sample_tiled, summarize_samples, tiled_apply, uncertainty_maps)
 from teachdiff.unet import MPUNet, UNetConfig
 
@@ -79,17 +79,24 @@ def tiny_unet():
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
-def test_run_sampler_equals_diffusion_samplers_given_the_same_noise(sampler):
+def test_injected_noise_source_equals_generator_draws(sampler):
+    """The samplers' ``noise=`` hook (used for position-keyed noise) changes only where the
+    Gaussian draws come from: fed the generator's numbers in call order, the result is the same."""
     model, schedule = Hybrid(), NoiseSchedule(T=10)
     x = torch.rand(2, 1, 16, 16) - 0.5
+    run = (lambda **kw: ddpm_sample(model, x, schedule, **kw)) if sampler == "ddpm" else \
+        (lambda **kw: ddim_sample(model, x, schedule, steps=4, eta=0.5, **kw))
+    expected = run(generator=torch.Generator().manual_seed(3))[:, 0]
     g = torch.Generator().manual_seed(3)
-    if sampler == "ddpm":
-        expected = ddpm_sample(model, x, schedule, generator=g)[:, 0]
-    else:
-        expected = ddim_sample(model, x, schedule, steps=4, eta=0.5, generator=g)[:, 0]
-    g = torch.Generator().manual_seed(3)
-    got = run_sampler(model, x, schedule, lambda step: _randn(x.shape, g, "cpu"), sampler=sampler, steps=4, eta=0.5)
+    steps_seen = []
+
+    def source(step):
+        steps_seen.append(step)
+        return _randn(x.shape, g, "cpu")
+
+    got = run(noise=source)[:, 0]
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert len(set(steps_seen)) == len(steps_seen)  # every draw has its own step key
 
 
 def test_noise_field_is_standard_normal_and_crop_consistent():

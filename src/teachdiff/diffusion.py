@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+NoiseSource = Callable[[int], torch.Tensor]  # step -> standard normal tensor of the batch's shape
 
 
 class NoiseSchedule:
@@ -91,6 +92,11 @@ def _randn(shape, generator: torch.Generator | None, device, dtype=torch.float32
     if generator is None:
         return torch.randn(shape, device=device, dtype=dtype)
     return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
+def _generator_source(shape, generator: torch.Generator | None, like: torch.Tensor) -> NoiseSource:
+    """Fresh standard normal draws from ``generator`` at every call, in call order."""
+    return lambda step: _randn(shape, generator, like.device, like.dtype)
 
 
 def _rand(shape, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -189,7 +195,7 @@ def _target_channels(model) -> int:
 @torch.no_grad()
 def ddpm_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: int = 1,
                 clip: bool = True, generator: torch.Generator | None = None, variance: str = "beta",
-                progress: bool = False, trajectory_every: int = 0):
+                progress: bool = False, trajectory_every: int = 0, noise: NoiseSource | None = None):
     r"""Ancestral sampling, Eq. 7, from y_T ~ N(0, I) down to y_0, conditioned on x.
 
     Each step: predict the noise, form \hat y_0 (Eq. 2), optionally clamp it to [-1, 1]
@@ -201,12 +207,17 @@ def ddpm_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sample
     ``n_samples`` independent samples per input are drawn in one batched call. Returns a tensor
     of shape (N, n_samples, C, H, W); with ``trajectory_every=k > 0`` also a list of
     (t, y_t) pairs taken every k steps (for pictures of the reverse process).
+
+    ``noise`` replaces the generator as the source of the Gaussian draws: ``noise(T)`` is y_T and
+    ``noise(t - 1)`` the noise added when leaving step t (``teachdiff.infer`` passes noise tied
+    to pixel positions, so that overlapping tiles of a large image agree).
     """
     if variance not in ("beta", "posterior"):
         raise ValueError(f"variance must be 'beta' (Eq. 7) or 'posterior', got {variance!r}.")
     n = x.shape[0] if isinstance(x, torch.Tensor) else 0
     xs = _repeat_for_samples(x, n_samples)
-    y_t = _randn((xs.shape[0], _target_channels(model), *xs.shape[2:]), generator, xs.device, xs.dtype)
+    draw = noise or _generator_source((xs.shape[0], _target_channels(model), *xs.shape[2:]), generator, xs)
+    y_t = draw(schedule.T)
     trajectory = []
     for t in tqdm(range(schedule.T, 0, -1), desc="DDPM sampling", disable=not progress, leave=False):
         alpha_bar_t = schedule.alpha_bars[t - 1].item()
@@ -217,7 +228,7 @@ def ddpm_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sample
         mean, beta_tilde = posterior_mean_variance(y0_hat, y_t, t, schedule)
         if t > 1:
             var = schedule.betas[t - 1].item() if variance == "beta" else beta_tilde
-            y_t = mean + math.sqrt(var) * _randn(y_t.shape, generator, y_t.device, y_t.dtype)
+            y_t = mean + math.sqrt(var) * draw(t - 1)
         else:
             y_t = mean
         if trajectory_every and (t - 1) % trajectory_every == 0:
@@ -237,7 +248,8 @@ def ddim_timesteps(schedule: NoiseSchedule, steps: int) -> list[int]:
 @torch.no_grad()
 def ddim_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, steps: int = 20,
                 n_samples: int = 1, eta: float = 0.0, clip: bool = True,
-                generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+                generator: torch.Generator | None = None, progress: bool = False,
+                noise: NoiseSource | None = None) -> torch.Tensor:
     r"""DDIM sampling (Song et al. 2021) with ``steps`` network calls instead of T.
 
     Not in the paper: it reuses the same trained network, because that network is conditioned
@@ -249,12 +261,14 @@ def ddim_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, steps: i
 
     ``eta=0`` is deterministic given y_T; ``eta=1`` is ancestral-like. With ``clip`` the noise
     estimate is recomputed from the clamped \hat y_0 so both stay consistent. The last step
-    returns \hat y_0. Returns (N, n_samples, C, H, W).
+    returns \hat y_0. Returns (N, n_samples, C, H, W). ``noise`` as in :func:`ddpm_sample`
+    (``noise(T)`` is y_T, ``noise(s)`` the draw when stepping down to s).
     """
     n = x.shape[0] if isinstance(x, torch.Tensor) else 0
     xs = _repeat_for_samples(x, n_samples)
     ts = ddim_timesteps(schedule, steps)
-    y_t = _randn((xs.shape[0], _target_channels(model), *xs.shape[2:]), generator, xs.device, xs.dtype)
+    draw = noise or _generator_source((xs.shape[0], _target_channels(model), *xs.shape[2:]), generator, xs)
+    y_t = draw(schedule.T)
     for i, t in enumerate(tqdm(ts, desc="DDIM sampling", disable=not progress, leave=False)):
         alpha_bar_t = schedule.alpha_bars[t - 1].item()
         alpha_bar_s = schedule.alpha_bars[ts[i + 1] - 1].item() if i + 1 < len(ts) else 1.0
@@ -269,5 +283,5 @@ def ddim_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, steps: i
         sigma = eta * math.sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s))
         y_t = math.sqrt(alpha_bar_s) * y0_hat + math.sqrt(max(1 - alpha_bar_s - sigma**2, 0.0)) * eps_hat
         if sigma > 0:
-            y_t = y_t + sigma * _randn(y_t.shape, generator, y_t.device, y_t.dtype)
+            y_t = y_t + sigma * draw(ts[i + 1])
     return y_t.reshape(n, int(n_samples), *y_t.shape[1:])

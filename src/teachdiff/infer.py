@@ -39,12 +39,11 @@ from tqdm.auto import tqdm
 
 from teachdiff.data import from_model_range, to_model_range
 from teachdiff.data.io import bit_depth_of
-from teachdiff.diffusion import NoiseSchedule, ddim_timesteps, posterior_mean_variance, predict_y0
+from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample
 
 __all__ = [
     "NoiseField",
     "RestorationResult",
-    "run_sampler",
     "sample",
     "sample_tiled",
     "summarize_samples",
@@ -157,56 +156,6 @@ def _check_sampler(sampler: str, steps: int, schedule: NoiseSchedule) -> None:
         raise ValueError(f"steps must be an integer in 1..T={schedule.T} for DDIM, got {steps!r}.")
 
 
-@torch.no_grad()
-def run_sampler(model: Model, x: torch.Tensor, schedule: NoiseSchedule, noise: Callable[[int], torch.Tensor],
-                sampler: str = "ddpm", steps: int = 20, eta: float = 0.0, clip: bool = True,
-                variance: str = "beta") -> torch.Tensor:
-    r"""One reverse-diffusion run for a batch x (B, C, H, W); returns y_0 of shape (B, C_target, H, W).
-
-    The update rules are those of :func:`teachdiff.diffusion.ddpm_sample` (Eq. 7: predict
-    \hat y_0 with Eq. 2, optionally clamp it, take the posterior mean, add noise except at t = 1)
-    and :func:`teachdiff.diffusion.ddim_sample`; the only difference is where the Gaussian draws
-    come from: ``noise(step)`` returns the tensor to use at that step (step 0 = y_T, step t =
-    the noise added when leaving step t). With noise drawn from one generator in the same order,
-    the result equals theirs exactly (a test checks this).
-    """
-    _check_sampler(sampler, steps, schedule)
-    if variance not in ("beta", "posterior"):
-        raise ValueError(f"variance must be 'beta' (Eq. 7) or 'posterior', got {variance!r}.")
-    y_t = noise(0)
-    levels = lambda ab: torch.full((x.shape[0],), ab, device=x.device, dtype=x.dtype)  # noqa: E731
-    if sampler == "ddpm":
-        for t in range(schedule.T, 0, -1):
-            alpha_bar_t = schedule.alpha_bars[t - 1].item()
-            y0_hat = predict_y0(y_t, model(x, y_t, levels(alpha_bar_t)), alpha_bar_t)
-            if clip:
-                y0_hat = y0_hat.clamp(-1, 1)
-            mean, beta_tilde = posterior_mean_variance(y0_hat, y_t, t, schedule)
-            if t > 1:
-                var = schedule.betas[t - 1].item() if variance == "beta" else beta_tilde
-                y_t = mean + math.sqrt(var) * noise(t)
-            else:
-                y_t = mean
-        return y_t
-
-    ts = ddim_timesteps(schedule, steps)
-    for i, t in enumerate(ts):
-        alpha_bar_t = schedule.alpha_bars[t - 1].item()
-        alpha_bar_s = schedule.alpha_bars[ts[i + 1] - 1].item() if i + 1 < len(ts) else 1.0
-        eps_hat = model(x, y_t, levels(alpha_bar_t))
-        y0_hat = predict_y0(y_t, eps_hat, alpha_bar_t)
-        if clip:
-            y0_hat = y0_hat.clamp(-1, 1)
-            eps_hat = (y_t - math.sqrt(alpha_bar_t) * y0_hat) / math.sqrt(1 - alpha_bar_t)
-        if alpha_bar_s >= 1.0:
-            return y0_hat
-        sigma = eta * math.sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s))
-        y_t = math.sqrt(alpha_bar_s) * y0_hat + math.sqrt(max(1 - alpha_bar_s - sigma**2, 0.0)) * eps_hat
-        if sigma > 0:
-            y_t = y_t + sigma * noise(t)
-    return y_t
-
-
 # ----------------------------------------------------------------------------------------------
 # Batched multi-sample inference
 # ----------------------------------------------------------------------------------------------
@@ -316,8 +265,11 @@ def _sample_items(model, x: torch.Tensor, images: torch.Tensor, tops: torch.Tens
         keys = field.keys(images[which].to(device), item_sample[chunk].to(device), c_target,
                           tops[which].to(device), lefts[which].to(device), h, w)
         xs = x[which].to(device)
-        y0 = run_sampler(model, xs, schedule, lambda step: NoiseField.normal(keys, step, xs.dtype),  # noqa: B023
-                         sampler=sampler, steps=steps, eta=eta, clip=clip, variance=variance)
+        noise = lambda step: NoiseField.normal(keys, step, xs.dtype)  # noqa: B023, E731
+        if sampler == "ddpm":
+            y0 = ddpm_sample(model, xs, schedule, clip=clip, variance=variance, noise=noise)[:, 0]
+        else:
+            y0 = ddim_sample(model, xs, schedule, steps=steps, eta=eta, clip=clip, noise=noise)[:, 0]
         out[chunk] = y0.to(x.device)
         bar.update()
     bar.close()
