@@ -7,8 +7,9 @@
 Each trainable model (CARE, Noise2Void, pix2pix, UNet-RCAN and the DDPM) is trained with its
 ``quick`` preset through ``teachdiff.train.train`` on 64² patches, timed, and then restores
 full 256² synthetic fields of view of the test split (the networks are fully convolutional; 256²
-is large enough for 5-scale MS-SSIM). DDPM is one DDIM sample (20 steps), DDPM-avg the mean of 5
-(the paper: 15 ancestral samples). The Gaussian and non-local-means filters have their parameter
+is large enough for 5-scale MS-SSIM). DDPM is one DDIM sample (``--ddpm-steps``, 20), DDPM-avg the
+mean of ``--ddpm-samples`` (5; the paper: 15 ancestral samples); on one CPU thread a 256² network call
+of the quick DDPM takes about a second, so these dominate the run time. The Gaussian and non-local-means filters have their parameter
 chosen on validation patches. Outputs are post-processed as in the paper (§4, §S2): CARE, N2V and
 UNet-RCAN are clipped and linearly rescaled to the GT training distribution, the others clipped;
 the MAE before rescaling is shown too. Quick-mode numbers say that the pipeline works and how
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,12 +65,13 @@ def stack(dataset, n=None):
     return torch.stack([it["x"] for it in items]), torch.stack([it["y"] for it in items])
 
 
-def restore_all(model: str, method, x: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
+def restore_all(model: str, method, x: torch.Tensor, seed: int, ddpm_samples: int = 5,
+                ddpm_steps: int = 20) -> dict[str, np.ndarray]:
     generator = torch.Generator().manual_seed(seed)
     if model == "ddpm":
         from teachdiff.infer import sample
 
-        samples = sample(method.unet, x, method.schedule, n_samples=5, sampler="ddim", steps=20,
+        samples = sample(method.unet, x, method.schedule, n_samples=ddpm_samples, sampler="ddim", steps=ddpm_steps,
                          generator=generator, progress=False)
         return {"ddpm": to255(samples[:, 0, 0]), "ddpm-avg": to255(samples[:, :, 0].mean(1))}
     with torch.no_grad():
@@ -84,7 +87,7 @@ def score(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def run_dataset(name: str, work: Path, n_test: int, size: int, seed: int, ddpm_checkpoint: str | None,
-                models: tuple[str, ...]) -> list[dict]:
+                models: tuple[str, ...], ddpm_samples: int, ddpm_steps: int) -> list[dict]:
     case = get_dataset_info(name).synthetic_case
     data = make_datasets(name, quick=True, seed=seed)
     x, y = test_images(case, n_test, size, seed)
@@ -109,7 +112,7 @@ def run_dataset(name: str, work: Path, n_test: int, size: int, seed: int, ddpm_c
             result = train(cfg, method_cfg, work / name / model, datasets=data, progress=False)
             train_s = time.perf_counter() - start
             method, note = load_method(result.best_checkpoint, expect_kind=model), ""
-        for key, pred in restore_all(model, method, x, seed).items():
+        for key, pred in restore_all(model, method, x, seed, ddpm_samples, ddpm_steps).items():
             row = {"method": key, "train_s": train_s, "steps": cfg.epochs * cfg.steps_per_epoch, "note": note}
             if key in RESCALED:
                 row["mae_unrescaled"] = score(pred, gt)["mae"]
@@ -128,7 +131,8 @@ def markdown(results: dict[str, list[dict]], args, threads: int, elapsed: float)
              "`teachdiff.train.train`; time = wall-clock of the whole `train()` call incl. validation.",
              "CARE, Noise2Void and UNet-RCAN are clipped and rescaled to the GT training distribution before "
              "scoring (paper §S2); the column 'MAE no rescale' is their MAE without it. DDPM: one DDIM sample "
-             "(20 steps); DDPM-avg: mean of 5.", ""]
+             f"({args.ddpm_steps} steps); DDPM-avg: mean of {args.ddpm_samples}.",
+             f"Command: `python benchmarks/bench_baselines.py {' '.join(args.argv)}`", ""]
     for name, rows in results.items():
         lines += [f"## {name}", "",
                   "| method | MAE ↓ | PSNR ↑ | MS-SSIM ↑ | MAE no rescale | training (s) | steps | note |",
@@ -149,6 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-test", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ddpm-samples", type=int, default=5, help="samples averaged for DDPM-avg (paper: 15)")
+    parser.add_argument("--ddpm-steps", type=int, default=20, help="DDIM steps per DDPM sample")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a shared 2-core machine 2 threads are much slower)")
     parser.add_argument("--ddpm-checkpoint", help="a quick DDPM best.pt to use instead of training one "
@@ -157,6 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists; pass --overwrite to replace it or --out for another file.")
@@ -164,12 +171,14 @@ def main(argv=None) -> int:
         raise SystemExit("--ddpm-checkpoint belongs to one dataset; pass exactly one --datasets entry.")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work) if args.work else Path(tmp)
-        results = {name: run_dataset(name, work, args.n_test, args.size, args.seed, args.ddpm_checkpoint,
-                                     tuple(args.models)) for name in args.datasets}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(results, args, torch.get_num_threads(), time.perf_counter() - start))
+        for name in args.datasets:  # the file is rewritten after each dataset: a long run keeps what it did
+            results[name] = run_dataset(name, work, args.n_test, args.size, args.seed, args.ddpm_checkpoint,
+                                        tuple(args.models), args.ddpm_samples, args.ddpm_steps)
+            out.write_text(markdown(results, args, torch.get_num_threads(), time.perf_counter() - start))
     print(out.read_text())
     return 0
 

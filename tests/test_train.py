@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,10 +92,14 @@ def test_out_folder_that_is_a_file(tmp_path, data):
         train(_config(), TINY, tmp_path / "file", datasets=data, progress=False)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
 def test_unwritable_out_folder(tmp_path, data):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+    """A folder that cannot be written (a read-only mount, a full disk) stops the run before any
+    work, with a message. /proc refuses new folders even to root, who ignores permission bits."""
+    if os.geteuid() == 0:
+        locked = Path("/proc/teachdiff-no-such-folder")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
     with pytest.raises(PermissionError, match="writable"):
         train(_config(), TINY, locked / "run", datasets=data, progress=False)
 

@@ -154,7 +154,7 @@ def test_output_shape_any_valid_size_and_zero_initial_prediction():
     [
         ((1, 1, 32, 32), (1, 1, 32, 16), torch.float32, False, "same batch size"),
         ((1, 3, 32, 32), (1, 1, 32, 32), torch.float32, False, "channels"),
-        ((1, 1, 33, 33), (1, 1, 33, 33), torch.float32, False, "not divisible by 2"),
+        ((1, 1, 34, 34), (1, 1, 34, 34), torch.float32, False, "not divisible by 4"),
         ((1, 1, 32, 32), (1, 1, 32, 32), torch.float32, True, "NaN"),
         ((1, 1, 32, 32), (1, 1, 32, 32), torch.uint8, False, "integer dtype"),
         ((1, 32, 32), (1, 32, 32), torch.float32, False, r"\(N, C, H, W\)"),

@@ -35,10 +35,14 @@ import teachdiff
 from teachdiff import metrics, stats
 from teachdiff.paper import METHOD_LABELS, paper_value
 
-__all__ = ["ReproduceConfig", "reproduce", "add_parser"]
+__all__ = ["ReproduceConfig", "reproduce", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
+           "plot_examples", "add_parser"]
 
 RESCALED = ("care", "n2v", "rcan")  # §S2: these outputs are rescaled to the GT distribution
-TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution_ratio")
+TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
+LABELS = {**METHOD_LABELS, "gaussian": "Gaussian filter", "nlm": "Non-local means"}
+METRIC_LABELS = {"mae": "MAE ↓", "psnr": "PSNR ↑", "ms_ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "nrmse": "NRMSE ↓",
+                 "pearson": "Pearson ↑", "resolution": "Res. (nm)", "resolution_ratio": "Res. ratio (1 = GT)"}
 
 
 @dataclass
@@ -53,6 +57,10 @@ class ReproduceConfig:
     test_patch_size: int = 256
     classical: bool = True
     seed: int = 0
+    # False: models live in ``out_dir/models/<model>``. True: in ``train_or_load``'s default folders
+    # under ``teachdiff.train.runs_dir()``, shared with every other user of the same preset (the
+    # book's chapters train each quick model once).
+    shared_models: bool = False
 
     @classmethod
     def preset_for(cls, dataset: str, preset: str) -> "ReproduceConfig":
@@ -70,8 +78,8 @@ def _to255(t: torch.Tensor) -> np.ndarray:
 def _trained(model: str, cfg: ReproduceConfig, out_dir: Path, progress: bool):
     from teachdiff.train import train_or_load
 
-    return train_or_load(cfg.dataset, cfg.preset, model, out_dir / "models" / model, seed=cfg.seed,
-                         progress=progress)
+    models_dir = None if cfg.shared_models else out_dir / "models" / model
+    return train_or_load(cfg.dataset, cfg.preset, model, models_dir, seed=cfg.seed, progress=progress)
 
 
 def _stack(dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,50 +192,161 @@ def _table_markdown(table: list[dict], cfg: ReproduceConfig) -> str:
     lines += [header, "|" + "---|" * (len(TABLE_METRICS) + 2)]
     for row in table:
         cells = [f"{_fmt(row[m])} / {_fmt(row[m + '_paper'])} / {_fmt(row[m + '_diff'])}" for m in TABLE_METRICS]
-        label = METHOD_LABELS.get(row["method"], row["method"])
+        label = LABELS.get(row["method"], row["method"])
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {row.get('mae_vs_ddpm_avg', '')} |")
     lines += ["", "Stars: Mood's median test of the per-image MAE against DDPM-avg "
               "(*** p < .001, ** p < .01, * p < .05, ns otherwise), as in Fig. 1A."]
     return "\n".join(lines) + "\n"
 
 
-def _plot_boxplots(rows: list[dict], path: Path, dataset: str) -> None:
-    import matplotlib
+def _figure(figsize):
+    """A matplotlib Figure that does not go through pyplot: saving it never changes the caller's
+    backend (a notebook keeps its inline plots), and it is not kept alive by pyplot."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return Figure(figsize=figsize, layout="constrained")
 
+
+def plot_boxplots(rows: list[dict], dataset: str, metrics_shown=("mae", "psnr", "ms_ssim", "lpips"),
+                  reference: str = "ddpm-avg"):
+    """Box plots of the per-image scores, one panel per metric, like Figs. 1A-4A.
+
+    Above each box the stars of Mood's median test against ``reference`` (DDPM-avg in the paper;
+    *** p < .001, ** p < .01, * p < .05, ns). Metrics without finite values (LPIPS without its
+    weights) get an empty panel marked n/a. Returns a :class:`matplotlib.figure.Figure`.
+    """
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    shown = ("mae", "psnr", "ms_ssim", "lpips")
-    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6))
-    for ax, metric in zip(axes, shown):
-        data = [[r[metric] for r in rows if r["method"] == m and np.isfinite(r[metric])] for m in methods]
-        if any(data):
-            ax.boxplot([d if d else [np.nan] for d in data], showfliers=False)
-        ax.set_xticks(range(1, len(methods) + 1), [METHOD_LABELS.get(m, m) for m in methods], rotation=60,
+    fig = _figure((3.6 * len(metrics_shown), 3.6))
+    axes = fig.subplots(1, len(metrics_shown), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics_shown):
+        data = [np.array([r[metric] for r in rows if r["method"] == m], dtype=float) for m in methods]
+        data = [d[np.isfinite(d)] for d in data]
+        ax.set_xticks(range(1, len(methods) + 1), [LABELS.get(m, m) for m in methods], rotation=60,
                       fontsize=7)
-        arrow = "↓" if metric in ("mae", "lpips") else "↑"
-        ax.set_title(f"{metric.upper()} {arrow}" + ("" if any(data) else " (n/a here)"))
-    fig.suptitle(dataset)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        ax.set_title(METRIC_LABELS.get(metric, metric) + ("" if any(len(d) for d in data) else " (n/a here)"))
+        if not any(len(d) for d in data):
+            continue
+        ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
+        if reference in methods:
+            ref = data[methods.index(reference)]
+            top = max(d.max() for d in data if len(d))
+            for k, (method, d) in enumerate(zip(methods, data), start=1):
+                if method != reference and len(d) and len(ref):
+                    ax.annotate(stats.stars(stats.mood_median_test(d, ref).p_value), (k, top), ha="center",
+                                va="bottom", fontsize=8)
+            ax.margins(y=0.12)
+    fig.suptitle(f"{dataset}: per-image scores (stars: Mood's median test vs {LABELS.get(reference, reference)})",
+                 fontsize=10)
+    return fig
 
 
-def _plot_averaging(curve: list[float], path: Path, cfg: ReproduceConfig) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+def plot_averaging(curve: list[float], dataset: str):
+    """Median MAE of DDPM-avg against the number of averaged samples (Fig. S1)."""
+    fig = _figure((4.5, 3.2))
+    ax = fig.subplots()
     ax.plot(range(1, len(curve) + 1), curve, "o-")
     ax.set_xlabel("number of averaged samples")
     ax.set_ylabel("median MAE ↓")
-    ax.set_title(f"DDPM-avg on {cfg.dataset} (Fig. S1)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    ax.set_title(f"DDPM-avg on {dataset} (Fig. S1)")
+    return fig
+
+
+def _plot_boxplots(rows: list[dict], path: Path, dataset: str) -> None:
+    plot_boxplots(rows, dataset).savefig(path, dpi=90)
+
+
+def _plot_averaging(curve: list[float], path: Path, cfg: ReproduceConfig) -> None:
+    plot_averaging(curve, cfg.dataset).savefig(path, dpi=90)
+
+
+def plot_examples(result: dict, methods: list[str] | None = None, image: int = 0, error_maps: bool = True,
+                  vmax: float | None = None, max_error: float | None = None):
+    """Example restorations of one test image and their error maps, like Figs. 1C-D.
+
+    ``result`` is what :func:`reproduce` returns. Top row: the raw input, each method and the GT,
+    all on the same grey scale (0 .. the GT's 99.8th percentile unless ``vmax``); bottom row
+    (``error_maps``): the absolute difference |prediction - GT| on one common scale (the 99th
+    percentile over all shown methods unless ``max_error``), so that darker means closer to the GT.
+    """
+    predictions = result["predictions"]
+    methods = list(predictions) if methods is None else list(methods)
+    unknown = [m for m in methods if m not in predictions]
+    if unknown:
+        raise ValueError(f"no predictions for {unknown}; this result has {list(predictions)}.")
+    gt = result["gt"][image]
+    vmax = float(np.percentile(gt, 99.8)) if vmax is None else vmax
+    errors = {m: np.abs(predictions[m][image] - gt) for m in methods}
+    if max_error is None:
+        max_error = float(np.percentile(np.stack(list(errors.values())), 99))
+    n = len(methods) + 1
+    fig = _figure((2.3 * n, 4.8 if error_maps else 2.5))
+    axes = fig.subplots(2 if error_maps else 1, n, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for k, m in enumerate(methods):
+        axes[0, k].imshow(predictions[m][image], cmap="magma", vmin=0, vmax=vmax)
+        axes[0, k].set_title(LABELS.get(m, m), fontsize=9)
+        if error_maps:
+            shown = axes[1, k].imshow(errors[m], cmap="viridis", vmin=0, vmax=max_error)
+            axes[1, k].set_title(f"|error|, MAE {errors[m].mean():.1f}", fontsize=8)
+    axes[0, -1].imshow(gt, cmap="magma", vmin=0, vmax=vmax)
+    axes[0, -1].set_title("GT", fontsize=9)
+    if error_maps:
+        fig.colorbar(shown, ax=axes[1, -1], fraction=0.9, label="|prediction - GT| (grey levels)")
+    return fig
+
+
+def choose_dataset(name: str) -> tuple[str, str | None]:
+    """The dataset a chapter can run on: ``(name, None)`` when the real data is in its default
+    folder (``teachdiff.data.registry.default_root``), else ``("synthetic-<case>", why)`` with the
+    loader's own message saying what is missing and how to get it. Synthetic names pass through."""
+    from teachdiff.data import get_dataset_info
+    from teachdiff.data.prepare import _resolve_root, find_pairs
+
+    info = get_dataset_info(name)
+    if info.is_synthetic:
+        return name, None
+    try:
+        find_pairs(_resolve_root(info, None), info)
+    except (FileNotFoundError, ValueError) as err:
+        return f"synthetic-{name}", str(err)
+    return name, None
+
+
+def dataset_card(name: str) -> str:
+    """A markdown table of a dataset's registry entry: source, citation, licence, pixel size, the
+    split of Table S1 and the folder layout the loaders expect (``teachdiff.data.registry``)."""
+    from teachdiff.data import get_dataset_info
+
+    info = get_dataset_info(name)
+    split = "-" if info.table_s1 is None else " / ".join(str(n) for n in info.table_s1) + " patches of 256²"
+    if info.table_s1_sub_fovs:
+        split += " (" + " / ".join(str(n) for n in info.table_s1_sub_fovs) + " distinct sub-FOVs)"
+    if info.fixed_split:
+        split += "; fixed: " + ", ".join(f"{s} = FOV {' '.join(v)}" for s, v in info.fixed_split.items())
+    rows = [("dataset", f"`{info.name}`: {info.title}"), ("raw → GT", info.modality), ("source", info.source),
+            ("cite", info.citation), ("licence", info.licence),
+            ("pixel size", f"{info.pixel_size_nm:g} nm ({info.pixel_size_source})"),
+            ("bit depth", str(info.bit_depth)), ("registration", "yes (§S1.1)" if info.register else "no"),
+            ("FOVs", "-" if info.n_fov is None else f"{info.n_fov} of {' x '.join(map(str, info.fov_shape or ()))} px"),
+            ("train / val / test (Table S1)", split)]
+    if info.download:
+        rows.append(("download", f"`teachdiff data download {info.name}` ({info.download.landing_page})"))
+    lines = ["| | |", "|---|---|"] + [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssim", "lpips"),
+                        digits: int = 2) -> str:
+    """A compact markdown table of ``reproduce``'s medians next to the paper's: one column group
+    "ours / paper / Δ" per metric (Δ = ours - paper; n/a where a value does not exist)."""
+    header = "| method | " + " | ".join(f"{METRIC_LABELS.get(m, m)}<br>ours / paper / Δ" for m in metrics_shown) + " |"
+    lines = [header, "|---" * (len(metrics_shown) + 1) + "|"]
+    for row in table:
+        cells = [" / ".join(_fmt(row[f"{m}{suffix}"], 0 if m == "resolution" else digits)
+                            for suffix in ("", "_paper", "_diff")) for m in metrics_shown]
+        lines.append(f"| {LABELS.get(row['method'], row['method'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 EXAMPLES = """
