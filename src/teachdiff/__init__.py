@@ -18,7 +18,8 @@ __all__ = ["device", "quick_mode", "seed_everything", "__version__"]
 def device(prefer: str | None = None) -> torch.device:
     """The best available device: CUDA if present, else Apple MPS, else CPU.
 
-    Use this everywhere instead of ``.cuda()`` so the same code runs on Colab, a laptop and CI.
+    Use this everywhere instead of hard-coding a CUDA device, so the same code runs on Colab, a
+    laptop and CI.
     ``prefer`` ("cpu", "cuda", "mps") forces a choice, e.g. for reproducible CPU tests.
     """
     if prefer is not None:
