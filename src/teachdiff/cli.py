@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules that provide a command, in the order `teachdiff --help` lists them.
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"teachdiff {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"teachdiff {args.command}: interrupted", file=sys.stderr)
         return 130

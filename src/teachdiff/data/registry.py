@@ -115,15 +115,20 @@ ROOT/Confocal_FISH/gt/<fov>/avg50.png the average of the 50 captures (target)
 (FMD's avg2..avg16 folders may be present and are ignored.) ROOT may also be the
 Confocal_FISH folder itself. `teachdiff data download zebrafish` creates this layout."""
 
+# The two STED sets are the paper authors' own and share these descriptions.
+STED_MODALITY = "STED low light dose -> STED high light dose"
+AUTHORS_SOURCE = ("The paper's authors (novel dataset published alongside the paper, §3.1.1); no "
+                  "public download is known to teachdiff: provide the folder yourself.")
+AUTHORS_LICENCE = "Set by the authors where they publish the data; not known to teachdiff."
+
 PAPER_DATASETS: dict[str, DatasetInfo] = {
     "microtubules": DatasetInfo(
         name="microtubules",
         title="Microtubules (fixed cells, alpha-tubulin), STED",
-        modality="STED low light dose -> STED high light dose",
-        source="The paper's authors (novel dataset published alongside the paper, §3.1.1); no "
-        "public download is known to teachdiff: provide the folder yourself.",
+        modality=STED_MODALITY,
+        source=AUTHORS_SOURCE,
         citation=PAPER_CITATION,
-        licence="Set by the authors where they publish the data; not known to teachdiff.",
+        licence=AUTHORS_LICENCE,
         layout=PAIRED_FOLDER_LAYOUT,
         pixel_size_nm=25.0,
         pixel_size_source="paper §3.1.1",
@@ -136,11 +141,10 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
     "mitochondria": DatasetInfo(
         name="mitochondria",
         title="Mitochondria (living cells, TOM20), STED",
-        modality="STED low light dose -> STED high light dose",
-        source="The paper's authors (novel dataset published alongside the paper, §3.1.1); no "
-        "public download is known to teachdiff: provide the folder yourself.",
+        modality=STED_MODALITY,
+        source=AUTHORS_SOURCE,
         citation=PAPER_CITATION,
-        licence="Set by the authors where they publish the data; not known to teachdiff.",
+        licence=AUTHORS_LICENCE,
         layout=PAIRED_FOLDER_LAYOUT,
         pixel_size_nm=20.0,
         pixel_size_source="paper §3.1.1",
