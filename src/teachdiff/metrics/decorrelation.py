@@ -61,7 +61,9 @@ below 0.05 are discarded, and the cut-off is the largest remaining peak position
     k_c = \max_i r_i, \qquad R = \frac{2 \times \text{pixel size}}{k_c}.
 
 When no peak is left ``getDcorr`` returns :math:`k_c = 0` (an infinite :math:`R`); here the
-resolution is ``nan`` with the reason. ``resolution_ratio`` is Eq. 14,
+resolution is ``nan`` with the reason. On white noise the filtered curves rise to the end and
+have no peak, but :math:`d_0` peaks at its first nonzero radius because it keeps the mean, so
+:math:`k_c` = 1/49 (:math:`R` = 98 pixels with the default radii), as in ``getDcorr``. ``resolution_ratio`` is Eq. 14,
 :math:`\bar R = R_{\hat y} / R_y`.
 
 Implementation notes:
@@ -138,7 +140,8 @@ def decorrelation_resolution(
     """Resolution of one 2-D image by decorrelation analysis, in the unit of ``pixel_size``.
 
     Lower is better (finer detail). Returns ``nan`` with a ``MetricWarning`` giving the reason
-    when there is no significant peak (a constant image, pure noise at some settings).
+    when there is no significant peak (a constant image; a capture so noisy and sparse that
+    every curve rises to the end).
     ``apodization`` is the width in pixels of ``apodImRect``'s edge taper (0: none).
     See :func:`decorrelation_analysis` for the curves.
     """

@@ -4,7 +4,9 @@ The images (band-limited noise at several cut-offs and SNRs, teachdiff's simulat
 and noisy variants; uint16, 64-128 px, some non-square or odd-sized) are generated
 deterministically and saved as ``images.npz``; GNU Octave then runs the unmodified functions of
 github.com/Ades91/ImDecorr (``funcs/``) on them through ``run_getdcorr.m`` and the values
-``kcMax`` and ``A0`` of ``getDcorr`` are written to ``getdcorr.json``. The test
+``kcMax`` and ``A0`` of ``getDcorr`` are written to ``getdcorr.json``. (Octave lacks MATLAB's ``gather``, which
+``getDcorr.m`` calls for GPU arrays; ``octave_shim/gather.m`` supplies it as the identity that
+it is for ordinary arrays.) The test
 (tests/test_metrics_decorrelation.py) needs neither Octave nor this script.
 
 Command (a checkout of Ades91/ImDecorr in IMDECORR, Octave installed, e.g. ``apt-get install
