@@ -1,71 +1,17 @@
 """The downloader against a local HTTP server: resume, checksums, offline, nothing corrupt left."""
 
 import hashlib
-import http.server
 import io
-import socket
 import tarfile
-import threading
 
 import numpy as np
 import pytest
+from http_server import LocalServer as _Server
+from http_server import closed_port_url
 from PIL import Image
 
 from teachdiff.cli import main
 from teachdiff.data import DownloadError, download_dataset, download_file
-
-
-class _Server:
-    """Serves ``files`` (path -> bytes) on 127.0.0.1, optionally honouring HTTP Range."""
-
-    def __init__(self, files, ranges=True):
-        self.files, self.ranges, self.requests = files, ranges, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append((self.path, self.headers.get("Range")))
-                data = server.files.get(self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                if server.ranges and self.headers.get("Range"):
-                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                self.wfile.write(data[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _closed_port_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/file.bin"
 
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
@@ -95,7 +41,7 @@ def test_offline_is_reported_and_partial_data_kept_for_resuming(tmp_path):
     part = tmp_path / "file.bin.part"
     part.write_bytes(PAYLOAD[:1000])
     with pytest.raises(DownloadError, match="Are you offline[\\s\\S]*1000 bytes downloaded so far are kept"):
-        download_file(_closed_port_url(), tmp_path / "file.bin", timeout=5, progress=False)
+        download_file(closed_port_url("/file.bin"), tmp_path / "file.bin", timeout=5, progress=False)
     assert not (tmp_path / "file.bin").exists() and part.read_bytes() == PAYLOAD[:1000]
 
 
@@ -153,7 +99,7 @@ def test_datasets_without_download_explain_the_layout():
 
 def test_cli_download_offline_and_not_downloadable(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TEACHDIFF_DATA", str(tmp_path))
-    assert main(["data", "download", "zebrafish", "--url", _closed_port_url()]) == 1
+    assert main(["data", "download", "zebrafish", "--url", closed_port_url("/file.bin")]) == 1
     assert "offline" in capsys.readouterr().err
     assert main(["data", "download", "synapses"]) == 1
     assert "no public download" in capsys.readouterr().err

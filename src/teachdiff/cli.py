@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "teachdiff.restore_cli",
     "teachdiff.evaluate",
     "teachdiff.reproduce",
+    "teachdiff.zoo",
 ]
 
 EXIT_USAGE = 2

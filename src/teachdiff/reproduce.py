@@ -2,8 +2,10 @@
 
 ``teachdiff reproduce DATASET --preset quick|paper --out DIR`` does, for one dataset:
 
-1. train each model with its preset, or load ``DIR/models/<model>/best.pt`` when that run finished
-   (``teachdiff.train.train_or_load``; an interrupted run is resumed);
+1. load each model from the model zoo (``teachdiff weights list``) when it has one for this dataset
+   and preset; otherwise (or with ``--train``) train it with its preset, or load
+   ``DIR/models/<model>/best.pt`` when that run finished (``teachdiff.train.train_or_load``; an
+   interrupted run is resumed);
 2. restore the test patches: DDPM (one sample), DDPM-avg (mean of N samples, N = 15 in the
    paper), the baselines and two classical filters;
 3. post-process as the paper (§S2): CARE, Noise2Void and UNet-RCAN outputs are clipped to
@@ -61,6 +63,7 @@ class ReproduceConfig:
     # under ``teachdiff.train.runs_dir()``, shared with every other user of the same preset (the
     # book's chapters train each quick model once).
     shared_models: bool = False
+    use_zoo: bool = True  # load the zoo's model of a dataset/model/preset when there is one
 
     @classmethod
     def preset_for(cls, dataset: str, preset: str) -> "ReproduceConfig":
@@ -79,7 +82,8 @@ def _trained(model: str, cfg: ReproduceConfig, out_dir: Path, progress: bool):
     from teachdiff.train import train_or_load
 
     models_dir = None if cfg.shared_models else out_dir / "models" / model
-    return train_or_load(cfg.dataset, cfg.preset, model, models_dir, seed=cfg.seed, progress=progress)
+    return train_or_load(cfg.dataset, cfg.preset, model, models_dir, seed=cfg.seed, progress=progress,
+                         use_zoo=cfg.use_zoo)
 
 
 def _stack(dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -369,6 +373,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
     p.add_argument("--samples", type=int, help="samples averaged for DDPM-avg (paper: 15)")
     p.add_argument("--test-images", type=int, help="score only the first N test patches")
+    p.add_argument("--train", action="store_true",
+                   help="train every model with the preset even where the model zoo has one")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
 
@@ -376,7 +382,7 @@ def add_parser(subparsers) -> None:
 def _run(args) -> int:
     cfg = ReproduceConfig.preset_for(args.dataset, args.preset)
     changes = {"models": tuple(args.models) if args.models else None, "n_avg": args.samples,
-               "test_images": args.test_images}
+               "test_images": args.test_images, "use_zoo": False if args.train else None}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
     reproduce(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "table.md").read_text())

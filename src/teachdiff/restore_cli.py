@@ -42,6 +42,9 @@ examples:
   # a 2560 x 2560 field of view in 256-pixel tiles overlapping by 32 pixels, on a fixed seed
   teachdiff restore --checkpoint runs/mt/best.pt big.tif --tile 256 --overlap 32 --seed 1 --out restored/
 
+  # a trained model from the zoo instead of your own checkpoint (`teachdiff weights list`)
+  teachdiff restore --model synthetic-microtubules-ddpm-quick data/raw/fov01.tif --out restored/
+
   # a baseline checkpoint writes <name>_restored.tif
   teachdiff restore --checkpoint runs/care/best.pt data/raw/fov01.tif --out restored-care/
 """
@@ -55,7 +58,9 @@ def add_parser(subparsers) -> None:
                               description=__doc__, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="8/16-bit grayscale TIFF or PNG images or z-stacks")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `teachdiff train` (best.pt)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint written by `teachdiff train` (best.pt)")
+    source.add_argument("--model", help="a trained model from the zoo, by name (`teachdiff weights list`)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--samples", type=int, default=15, help="samples averaged into DDPM-avg (default 15, §S5)")
     p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"],
@@ -78,7 +83,12 @@ def run(args) -> int:
     device = teachdiff.device(args.device)
     # Check the inputs and the output folder before the (slow) checkpoint load and restoration.
     plan_outputs(args.inputs, args.out, outputs=(), overwrite=args.overwrite)
-    method = load_method(args.checkpoint, map_location=device)
+    if args.model is not None:
+        from teachdiff import zoo
+
+        method = zoo.load(args.model, map_location=device)
+    else:
+        method = load_method(args.checkpoint, map_location=device)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress)

@@ -145,7 +145,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = None,
                 use_ema: bool = True) -> RestorationMethod:
-    """Rebuild a trained method from a checkpoint, in eval mode (EMA weights when present)."""
+    """Rebuild a trained method from a checkpoint, in eval mode (EMA weights when present).
+
+    ``path`` is a checkpoint file or the name of a zoo model (``teachdiff weights list``)."""
+    from teachdiff import zoo
+
+    if not Path(path).is_file() and zoo.is_zoo_name(str(path)):
+        path = zoo.fetch(str(path))
     payload = load_checkpoint(path, map_location)
     kind = payload["kind"]
     if expect_kind is not None and kind != expect_kind:
@@ -509,11 +515,21 @@ def runs_dir() -> Path:
 
 
 def train_or_load(dataset: str, preset: str = "quick", model: str = "ddpm", out_dir: str | Path | None = None,
-                  seed: int = 0, progress: bool = True) -> RestorationMethod:
-    """The trained method of a preset: loaded from ``out_dir/best.pt`` when that run finished,
-    otherwise trained (an interrupted run is resumed). Training is deterministic, so a loaded
-    run is the same model a fresh one would give; chapters use this so that they do not each
-    train the same quick model again. ``out_dir`` defaults to ``runs_dir()/<dataset>-<model>-<preset>``."""
+                  seed: int = 0, progress: bool = True, use_zoo: bool = True) -> RestorationMethod:
+    """The trained method of a preset: the zoo's model when there is one, else loaded from
+    ``out_dir/best.pt`` when that run finished, otherwise trained (an interrupted run is resumed).
+
+    ``dataset`` may also be a zoo model's name. ``use_zoo=False`` ignores the zoo (to train the
+    preset yourself). Training is deterministic, so a loaded run is the same model a fresh one
+    would give; chapters use this so that they do not each train the same quick model again.
+    ``out_dir`` defaults to ``runs_dir()/<dataset>-<model>-<preset>-seed<seed>``."""
+    from teachdiff import zoo
+
+    if zoo.is_zoo_name(dataset):
+        return zoo.load(dataset)
+    entry = zoo.find(dataset, model, preset) if use_zoo else None
+    if entry is not None and entry.seed == seed:
+        return zoo.load(entry.name)
     out_dir = Path(out_dir) if out_dir is not None else runs_dir() / f"{dataset}-{model}-{preset}-seed{seed}"
     finished = (out_dir / "last.pt").exists() and load_checkpoint(out_dir / "last.pt").get("finished", False)
     if not finished:

@@ -1,0 +1,240 @@
+"""Rebuild the quick model zoo: train every model to a plateau on 2 CPU cores, score, release.
+
+    python benchmarks/zoo/build_quick_zoo.py                       # everything (hours on 2 cores)
+    python benchmarks/zoo/build_quick_zoo.py --datasets synthetic-microtubules --models ddpm care
+
+For each synthetic dataset and model it
+
+1. trains the zoo recipe below in ``--runs/<dataset>/models/<model>`` (resumable: run the same
+   command again after an interruption and it continues from ``last.pt`` to the same weights),
+   stopping at fixed step marks to measure the learning curve: the validation MAE of the model's
+   restoration and, for the DDPM, of DDPM-avg (the mean of ``CURVE_SAMPLES`` DDIM-10 samples: the
+   ancestral sampler's 200 steps per sample are too dear to repeat at every mark on a CPU);
+2. scores the finished models on the test split with ``teachdiff reproduce``'s pipeline (every
+   model, DDPM-avg, the Gaussian filter and non-local means; medians of MAE, PSNR, MS-SSIM);
+3. writes a released copy of each best checkpoint to ``src/teachdiff/weights/`` and its entry to
+   the manifest, and the curves and tables to ``benchmarks/results/zoo/``.
+
+Every model gets the same protocol: a cosine learning-rate schedule long enough for its
+validation curve to flatten (the table flags a curve whose last quarter still improved by more
+than 2 %), and the checkpoint with the lowest validation MAE (Noise2Void: its last weights,
+since choosing by MAE would use the ground truth it must never see).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import teachdiff
+from teachdiff import zoo
+from teachdiff.train import TrainConfig, load_checkpoint, load_method, train, train_preset
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results" / "zoo"
+DATASETS = ("synthetic-microtubules", "synthetic-zebrafish", "synthetic-mitochondria", "synthetic-synapses")
+MODELS = ("ddpm", "care", "n2v", "pix2pix", "rcan")
+CURVE_SAMPLES = 8  # DDIM-10 samples averaged for the DDPM-avg learning curve
+CURVE_IMAGES = 16  # validation patches of every curve point
+
+
+def recipe(dataset: str, model: str, scale: float = 1.0) -> tuple[TrainConfig, object, list[int]]:
+    """The zoo's training run of one model: (TrainConfig, method config, curve marks in steps).
+
+    Each is the model's ``quick`` preset (same network family, patch size and optimiser) trained
+    for longer, with validation on more patches. ``scale`` shortens every epoch (a smoke run).
+    """
+    cfg, method_cfg = train_preset(dataset, "quick", model)
+    if model == "ddpm":
+        cfg = dataclasses.replace(cfg, epochs=40, steps_per_epoch=100, val_images=CURVE_IMAGES, ema_decay=0.999)
+    else:
+        cfg = dataclasses.replace(cfg, epochs=20, steps_per_epoch=60, val_images=CURVE_IMAGES)
+    cfg = dataclasses.replace(cfg, steps_per_epoch=max(1, round(cfg.steps_per_epoch * scale)))
+    total = cfg.epochs * cfg.steps_per_epoch
+    marks = sorted({total * k // 8 for k in range(1, 9)})
+    return cfg, method_cfg, marks
+
+
+def command(dataset: str, model: str) -> str:
+    cfg, _, _ = recipe(dataset, model)
+    return (f"python benchmarks/zoo/build_quick_zoo.py --datasets {dataset} --models {model}  "
+            f"# = teachdiff train --dataset {dataset} --model {model} --preset quick --epochs {cfg.epochs} "
+            f"--steps-per-epoch {cfg.steps_per_epoch} --seed {cfg.seed}"
+            + (f" --ema {cfg.ema_decay}" if cfg.ema_decay else ""))
+
+
+def _val_curve_point(run: Path, dataset: str, model: str, cfg: TrainConfig) -> dict:
+    """Validation MAE of the weights in ``run/last.pt`` (and of DDPM-avg for the DDPM)."""
+    from teachdiff.data import make_datasets
+    from teachdiff.infer import sample_tiled
+
+    device = teachdiff.device()
+    method = load_method(run / "last.pt", map_location=device)
+    val = make_datasets(dataset, patch_size=cfg.patch_size, quick=True, seed=cfg.seed, augmentation=False)["val"]
+    n = min(CURVE_IMAGES, len(val))
+    x = torch.stack([val[i]["x"] for i in range(n)]).to(device)
+    y = torch.stack([val[i]["y"] for i in range(n)]).to(device)
+
+    def mae(pred):
+        return float(((pred.clamp(-1, 1) - y.clamp(-1, 1)).abs() * 127.5).flatten(1).mean(1).median())
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    point = {"step": load_checkpoint(run / "last.pt")["step"], "val_mae_input": mae(x)}
+    with torch.no_grad():
+        if model == "ddpm":
+            samples = sample_tiled(method.unet, x, method.schedule, n_samples=CURVE_SAMPLES, sampler="ddim",
+                                   steps=10, tile=None, generator=generator, progress=False)
+            point["val_mae_single"] = mae(samples[:, 0])
+            point["val_mae"] = mae(samples.mean(1))
+        else:
+            point["val_mae"] = mae(method.restore(x, generator=generator))
+    return point
+
+
+def train_with_curve(dataset: str, model: str, runs: Path, progress: bool, scale: float = 1.0) -> Path:
+    """Train (or resume) one zoo model up to its last mark; returns the run folder."""
+    cfg, method_cfg, marks = recipe(dataset, model, scale)
+    run = runs / dataset / "models" / model
+    curve_file = run / "curve.json"
+    curve = json.loads(curve_file.read_text()) if curve_file.exists() else []
+    done_steps = {p["step"] for p in curve}
+    for mark in marks:
+        step = load_checkpoint(run / "last.pt")["step"] if (run / "last.pt").exists() else 0
+        if step < mark:
+            train(dataclasses.replace(cfg, max_steps=mark), method_cfg, run, resume=(run / "last.pt").exists(),
+                  progress=progress)
+        if mark not in done_steps:
+            curve.append(_val_curve_point(run, dataset, model, cfg))
+            done_steps.add(mark)
+            curve_file.write_text(json.dumps(sorted(curve, key=lambda p: p["step"]), indent=1))
+            print(f"{dataset} {model}: step {mark}: val MAE {curve[-1]['val_mae']:.3f}", flush=True)
+    return run
+
+
+def plateau(curve: list[dict]) -> tuple[bool, float]:
+    """(flattened?, relative improvement of the best MAE over the last quarter of the steps)."""
+    steps = np.array([p["step"] for p in curve])
+    maes = np.array([p["val_mae"] for p in curve])
+    before = maes[steps <= 0.75 * steps.max()]
+    if len(before) == 0:
+        return False, float("nan")
+    gain = (before.min() - maes.min()) / before.min()
+    return bool(gain < 0.02), float(gain)
+
+
+def score_dataset(dataset: str, runs: Path, progress: bool) -> list[dict]:
+    """The comparison table of the trained models on the test split (reproduce's pipeline)."""
+    from teachdiff.reproduce import ReproduceConfig, reproduce
+
+    cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=15, test_images=16,
+                              use_zoo=False)
+    return reproduce(cfg, runs / dataset, progress=progress)["table"]
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def release(dataset: str, model: str, runs: Path, table: list[dict]) -> zoo.ZooEntry:
+    cfg, method_cfg, _ = recipe(dataset, model)
+    run = runs / dataset / "models" / model
+    best = run / ("last.pt" if model == "n2v" else "best.pt")
+    state = load_checkpoint(best)
+    history = load_checkpoint(run / "last.pt")["history"]
+    name = f"{dataset}-{model}-quick"
+    rows = {r["method"]: r for r in table}
+    keys = ("mae", "psnr", "ms_ssim")
+    scores = {k: round(rows[model][k], 4) for k in keys}
+    if model == "ddpm":
+        scores.update({f"avg_{k}": round(rows["ddpm-avg"][k], 4) for k in keys})
+    meta = {"name": name, "protocol": "teachdiff reproduce quick: 16 test patches of 192², DDPM-avg of 15 DDIM-10"}
+    file = f"{name}.pt"
+    sha, size = zoo.export_checkpoint(best, zoo.BUNDLED_DIR / file, meta)
+    return zoo.ZooEntry(
+        name=name, dataset=dataset, model=model, preset="quick", config=state["method_config"], sha256=sha,
+        size=size, file=file, bundled=True,
+        url=f"https://github.com/teachdiff/teachdiff/raw/main/src/teachdiff/weights/{file}",
+        command=command(dataset, model), seed=cfg.seed,
+        train_seconds=round(sum(r.get("seconds", 0.0) for r in history), 1), machine=machine(),
+        steps=state["step"], scores=scores, notes=meta["protocol"])
+
+
+def write_results(dataset: str, runs: Path, table: list[dict], models: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lines = [f"# {dataset}: learning curves of the quick zoo", "",
+             f"Validation MAE (median over {CURVE_IMAGES} patches of 64², 0..255 scale) at each mark; DDPM-avg "
+             f"= mean of {CURVE_SAMPLES} DDIM-10 samples. Machine: {machine()}.", "",
+             "| model | steps | train s | best val MAE | gain in last quarter | flattened |", "|---|---|---|---|---|---|"]
+    for model in models:
+        run = runs / dataset / "models" / model
+        curve = json.loads((run / "curve.json").read_text())
+        history = load_checkpoint(run / "last.pt")["history"]
+        flat, gain = plateau(curve)
+        label = "DDPM-avg" if model == "ddpm" else model
+        ax.plot([p["step"] for p in curve], [p["val_mae"] for p in curve], marker="o", label=label)
+        if model == "ddpm":
+            ax.plot([p["step"] for p in curve], [p["val_mae_single"] for p in curve], marker=".", ls="--",
+                    label="DDPM (1 sample)")
+        lines.append(f"| {label} | {curve[-1]['step']} | {sum(r.get('seconds', 0) for r in history):.0f} | "
+                     f"{min(p['val_mae'] for p in curve):.3f} | {100 * gain:.1f} % | {'yes' if flat else 'no'} |")
+    ax.axhline(curve[0]["val_mae_input"], color="gray", ls=":", label="raw input")
+    ax.set(xlabel="optimizer steps", ylabel="validation MAE", title=dataset)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{dataset}_curves.png", dpi=90)
+    plt.close(fig)
+    lines += ["", "## Test split (reproduce's pipeline, medians)", "", "| method | MAE | PSNR | MS-SSIM |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['mae']:.2f} | {r['psnr']:.2f} | {r['ms_ssim']:.3f} |" for r in table]
+    (RESULTS / f"{dataset}.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo", help="training runs (resumable)")
+    parser.add_argument("--no-release", action="store_true", help="train and score, but leave the manifest as is")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--scale", type=float, default=1.0, help="shorten every run by this factor (smoke test)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    progress = not args.no_progress
+    for dataset in args.datasets:
+        start = time.monotonic()
+        for model in args.models:
+            train_with_curve(dataset, model, args.runs, progress, args.scale)
+        done = [m for m in MODELS if (args.runs / dataset / "models" / m / "curve.json").exists()
+                and load_checkpoint(args.runs / dataset / "models" / m / "last.pt").get("finished")]
+        table = score_dataset(dataset, args.runs, progress) if set(done) == set(MODELS) else None
+        if table is None:
+            print(f"{dataset}: trained {done}; the test table needs all of {MODELS}", flush=True)
+            continue
+        write_results(dataset, args.runs, table, list(MODELS))
+        if not args.no_release and args.scale == 1.0:
+            released = {e.name: e for e in zoo.read_manifest()}
+            for model in MODELS:
+                entry = release(dataset, model, args.runs, table)
+                released[entry.name] = entry
+            zoo.write_manifest(list(released.values()))
+        print(f"{dataset}: done in {time.monotonic() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The model zoo: trained checkpoints to load instead of training, and ``teachdiff weights``.
+
+Every released checkpoint has one entry in ``teachdiff/weights/manifest.json``: its name, the
+dataset, model and preset it was trained with, the architecture, the file's sha256 and size,
+where the file lives (bundled in the package and/or a URL), the exact training command and
+seed, how long training took on which machine, and the test-split scores it reached. The
+manifest lists only checkpoints that exist: no placeholders.
+
+Finding a file (:func:`fetch`) tries, in order,
+
+1. the user cache (``$TEACHDIFF_WEIGHTS`` or the platform's cache folder, ``weights/``),
+2. the file bundled with the package (``teachdiff/weights/<file>``),
+3. a download from the entry's URL into the cache.
+
+Each candidate must have the manifest's sha256; a cached file that does not (truncated,
+corrupt, replaced) is fetched again. Downloads go through pooch, which writes to a temporary
+file and moves it into place only after the hash matched; the bytes themselves are fetched by
+teachdiff's resumable downloader (HTTP ``Range``), so an interrupted download continues where
+it stopped. Offline, the error names the file, the URL and where to put a copy fetched by hand.
+
+Python::
+
+    from teachdiff import zoo
+    method = zoo.load("synthetic-microtubules-ddpm-quick")   # a trained RestorationMethod
+
+Command line::
+
+    teachdiff weights list
+    teachdiff weights fetch synthetic-microtubules-ddpm-quick
+    teachdiff restore --model synthetic-microtubules-ddpm-quick capture.tif --out restored/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from teachdiff.cli import CommandError
+
+__all__ = ["ZooEntry", "ZooError", "entries", "get", "is_zoo_name", "find", "fetch", "cache_dir", "verify",
+           "load", "export_checkpoint", "file_sha256", "manifest_path", "read_manifest", "write_manifest"]
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+MANIFEST_FORMAT = "teachdiff-zoo-v1"
+# Training state that a released checkpoint does not need: it is for resuming a run.
+TRAINING_STATE_KEYS = ("optimizers", "schedulers", "ema", "history", "scaler")
+
+
+class ZooError(CommandError):
+    """A zoo checkpoint that cannot be found, fetched or verified."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One released checkpoint (see the module docstring for what each field means)."""
+
+    name: str
+    dataset: str
+    model: str
+    preset: str
+    config: dict
+    sha256: str
+    size: int
+    file: str  # file name: in the bundled folder, in the cache, and the last part of the URL
+    bundled: bool = False
+    url: str | None = None
+    command: str = ""
+    seed: int = 0
+    train_seconds: float | None = None
+    machine: str = ""
+    steps: int | None = None
+    scores: dict = field(default_factory=dict)
+    notes: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ZooEntry":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ZooError(f"zoo manifest entry {d.get('name', '?')!r} has unknown fields {unknown}; it was written "
+                           "by a newer teachdiff: upgrade teachdiff.")
+        return cls(**d)
+
+
+def manifest_path(folder: str | Path | None = None) -> Path:
+    return Path(folder) / "manifest.json" if folder is not None else BUNDLED_DIR / "manifest.json"
+
+
+def read_manifest(path: str | Path | None = None) -> list[ZooEntry]:
+    """The entries of a manifest file (default: the package's); an absent file has none."""
+    path = Path(path) if path is not None else manifest_path()
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ZooError(f"{path} is not a teachdiff zoo manifest (format {MANIFEST_FORMAT!r} expected).")
+    return [ZooEntry.from_dict(d) for d in data["models"]]
+
+
+def write_manifest(entries_: list[ZooEntry], path: str | Path | None = None) -> Path:
+    """Write entries (sorted by name) atomically."""
+    path = Path(path) if path is not None else manifest_path()
+    payload = {"format": MANIFEST_FORMAT,
+               "models": [dataclasses.asdict(e) for e in sorted(entries_, key=lambda e: e.name)]}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def entries() -> list[ZooEntry]:
+    """Every released checkpoint of this version of teachdiff."""
+    return read_manifest()
+
+
+def is_zoo_name(name) -> bool:
+    return isinstance(name, str) and any(e.name == name for e in entries())
+
+
+def get(name: str) -> ZooEntry:
+    """The entry called ``name``; a clear error listing the names there are otherwise."""
+    for entry in entries():
+        if entry.name == name:
+            return entry
+    names = [e.name for e in entries()]
+    listing = ", ".join(names) if names else "none in this version"
+    raise ZooError(f"no zoo model called {name!r}; released models: {listing}. See `teachdiff weights list`.")
+
+
+def find(dataset: str, model: str, preset: str) -> ZooEntry | None:
+    """The entry trained on ``dataset`` with ``model`` and ``preset``, or None."""
+    return next((e for e in entries() if (e.dataset, e.model, e.preset) == (dataset, model, preset)), None)
+
+
+def cache_dir() -> Path:
+    """Where fetched checkpoints are kept: ``$TEACHDIFF_WEIGHTS`` or the user cache folder."""
+    if os.environ.get("TEACHDIFF_WEIGHTS"):
+        return Path(os.environ["TEACHDIFF_WEIGHTS"]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("teachdiff")) / "weights"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _matches(path: Path, entry: ZooEntry) -> bool:
+    return path.is_file() and path.stat().st_size == entry.size and file_sha256(path) == entry.sha256
+
+
+def _resumable_downloader(entry: ZooEntry, folder: Path, progress: bool, timeout: float):
+    """A pooch downloader that keeps the bytes of an interrupted download in ``<file>.part``."""
+    from teachdiff.data.download import DownloadError, _fetch
+
+    part = folder / f"{entry.file}.part"
+
+    def download(url: str, output_file, pooch_instance) -> None:
+        start = part.stat().st_size if part.exists() else 0
+        if start > entry.size:
+            part.unlink()
+            start = 0
+        try:
+            if start < entry.size:
+                _fetch(url, part, start, timeout, progress, manual_hint="")
+        except DownloadError as err:
+            raise ZooError(f"cannot download zoo model {entry.name!r} from {url}: {err}\n{_manual_hint(entry)}") \
+                from None
+        if part.stat().st_size != entry.size or file_sha256(part) != entry.sha256:
+            part.unlink()  # never resume from bytes that do not belong to the file
+            raise ZooError(f"the download of {entry.file} from {url} does not match the manifest's sha256 "
+                           f"{entry.sha256[:12]}... (and size {entry.size}); it was deleted. Run the fetch again; "
+                           f"if it fails the same way the published file has changed.\n{_manual_hint(entry)}")
+        os.replace(part, output_file)
+
+    return download
+
+
+def _manual_hint(entry: ZooEntry) -> str:
+    target = cache_dir() / entry.file
+    where = f"from {entry.url} " if entry.url else ""
+    return (f"To install it by hand, fetch {entry.file} {where}on a machine with internet and copy it to {target} "
+            f"(sha256 {entry.sha256}); `teachdiff weights verify` checks it.")
+
+
+def fetch(name: str, progress: bool = True, timeout: float = 15.0) -> Path:
+    """The local path of zoo checkpoint ``name``: cache, then bundled file, then download (module docstring)."""
+    entry = get(name)
+    cached = cache_dir() / entry.file
+    if _matches(cached, entry):
+        return cached
+    bundled = BUNDLED_DIR / entry.file
+    if entry.bundled and _matches(bundled, entry):
+        return bundled
+    if entry.url is None:
+        problem = (f"its bundled file {bundled} is missing or does not match the manifest's sha256"
+                   if entry.bundled else "it has no URL")
+        raise ZooError(f"zoo model {name!r} is not available: {problem}. Reinstall teachdiff, or rebuild the "
+                       f"model with: {entry.command}")
+    import pooch
+
+    folder = cached.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ZooError(f"cannot create the weights cache {folder} ({err.strerror}); set TEACHDIFF_WEIGHTS to a "
+                       "writable folder.") from None
+    path = pooch.retrieve(entry.url, known_hash=f"sha256:{entry.sha256}", fname=entry.file, path=folder,
+                          downloader=_resumable_downloader(entry, folder, progress, timeout), progressbar=False)
+    return Path(path)
+
+
+def verify(names: list[str] | None = None) -> list[tuple[str, str]]:
+    """(name, status) for each entry: where a good copy is, or what is wrong. Downloads nothing."""
+    report = []
+    for entry in entries() if names is None else [get(n) for n in names]:
+        cached, bundled = cache_dir() / entry.file, BUNDLED_DIR / entry.file
+        if _matches(cached, entry):
+            status = f"ok (cache: {cached})"
+        elif entry.bundled and _matches(bundled, entry):
+            status = "ok (bundled)"
+        elif cached.exists() or (entry.bundled and bundled.exists()):
+            status = "CORRUPT: a copy exists but its sha256 differs; `teachdiff weights fetch` replaces it"
+        else:
+            status = "not downloaded" if entry.url else "MISSING: bundled file absent"
+        report.append((entry.name, status))
+    return report
+
+
+def load(name: str, map_location=None):
+    """The trained method of zoo entry ``name``, in eval mode, on ``map_location`` (default: best device)."""
+    import teachdiff
+    from teachdiff.train import load_method
+
+    entry = get(name)
+    return load_method(fetch(name), map_location=map_location or teachdiff.device(), expect_kind=entry.model)
+
+
+def export_checkpoint(checkpoint: str | Path, dest: str | Path, metadata: dict | None = None) -> tuple[str, int]:
+    """Write a released copy of a training checkpoint: the weights it restores with (the EMA weights
+    when the run kept them), its configuration and ``metadata``, without the optimizer state.
+    Returns (sha256, size in bytes) for the manifest."""
+    import torch
+
+    from teachdiff.train import _atomic_write, load_checkpoint
+
+    payload = load_checkpoint(checkpoint)
+    if payload.get("ema") is not None:
+        payload["model"] = payload["ema"]
+    released = {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
+    released["zoo"] = dict(metadata or {})
+    dest = Path(dest)
+    _atomic_write(dest, lambda tmp: torch.save(released, tmp))
+    return file_sha256(dest), dest.stat().st_size
+
+
+# ----------------------------------------------------------------------------------------------
+# teachdiff weights
+# ----------------------------------------------------------------------------------------------
+
+
+def add_parser(subparsers) -> None:
+    import argparse
+
+    p = subparsers.add_parser("weights", help="list, fetch and verify the zoo's trained models",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    sub.add_parser("list", help="the released models and their test scores").set_defaults(func=_cmd_list)
+    f = sub.add_parser("fetch", help="make a model available locally (cache, bundled file or download)")
+    f.add_argument("names", nargs="+", metavar="NAME")
+    f.add_argument("--no-progress", action="store_true")
+    f.set_defaults(func=_cmd_fetch)
+    v = sub.add_parser("verify", help="check the sha256 of every local copy (downloads nothing)")
+    v.add_argument("names", nargs="*", metavar="NAME")
+    v.set_defaults(func=_cmd_verify)
+    pa = sub.add_parser("path", help="print the local path of a model (fetching it if needed)")
+    pa.add_argument("name", metavar="NAME")
+    pa.set_defaults(func=_cmd_path)
+
+
+def _cmd_list(args) -> int:
+    rows = entries()
+    if not rows:
+        print("no zoo models in this version of teachdiff")
+        return 0
+    print(f"{'name':44s} {'model':8s} {'preset':7s} {'MB':>6s}  where      test MAE")
+    for e in rows:
+        where = "bundled" if e.bundled else "download"
+        mae = e.scores.get("mae")
+        print(f"{e.name:44s} {e.model:8s} {e.preset:7s} {e.size / 1e6:6.2f}  {where:9s}  "
+              f"{'' if mae is None else f'{mae:.2f}'}")
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    for name in args.names:
+        print(f"{name}: {fetch(name, progress=not args.no_progress)}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    report = verify(args.names or None)
+    for name, status in report:
+        print(f"{name}: {status}")
+    return 1 if any(s.startswith(("CORRUPT", "MISSING")) for _, s in report) else 0
+
+
+def _cmd_path(args) -> int:
+    print(fetch(args.name, progress=False))
+    return 0

@@ -1,0 +1,189 @@
+"""The model zoo: manifest, hash-checked and resumable fetches, offline errors, loading (issue 11)."""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from http_server import LocalServer, closed_port_url
+
+from teachdiff import zoo
+from teachdiff.cli import main
+from teachdiff.methods import DiffusionConfig, DiffusionMethod
+from teachdiff.train import load_method, save_checkpoint, train_or_load
+from teachdiff.unet import UNetConfig
+
+NAME = "synthetic-microtubules-ddpm-quick"
+
+
+def _trained_like_checkpoint(path):
+    """A tiny DDPM checkpoint with non-trivial weights (the zero-initialised gains opened)."""
+    torch.manual_seed(0)
+    method = DiffusionMethod(DiffusionConfig(unet=dataclasses.replace(UNetConfig.tiny(), image_size=32), T=4,
+                                             val_steps=2))
+    with torch.no_grad():
+        for p in method.parameters():
+            if p.ndim == 0:
+                p.fill_(0.5)
+    return save_checkpoint(path, method, optimizers=[], history=[{"step": 1}], step=1)
+
+
+@pytest.fixture
+def released(tmp_path, monkeypatch):
+    """A zoo with one released model: its bundled folder, manifest and an empty user cache."""
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", bundled)
+    monkeypatch.setenv("TEACHDIFF_WEIGHTS", str(tmp_path / "cache"))
+    checkpoint = _trained_like_checkpoint(tmp_path / "best.pt")
+    sha, size = zoo.export_checkpoint(checkpoint, bundled / f"{NAME}.pt", {"name": NAME})
+    entry = zoo.ZooEntry(name=NAME, dataset="synthetic-microtubules", model="ddpm", preset="quick",
+                         config={}, sha256=sha, size=size, file=f"{NAME}.pt", bundled=True, url=None,
+                         command="python benchmarks/zoo/build_quick_zoo.py")
+    zoo.write_manifest([entry])
+    return entry
+
+
+def _unbundle(entry) -> bytes:
+    """Take the model out of the package; returns its bytes, to publish on a server."""
+    path = zoo.BUNDLED_DIR / entry.file
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def _publish(entry, url):
+    """The manifest now says: not bundled, download from ``url``."""
+    zoo.write_manifest([dataclasses.replace(entry, bundled=False, url=url)])
+
+
+def test_released_checkpoint_has_no_training_state(released):
+    payload = torch.load(zoo.fetch(NAME), weights_only=False)
+    assert "optimizers" not in payload and "history" not in payload
+    assert payload["zoo"]["name"] == NAME and payload["kind"] == "ddpm"
+
+
+def test_bundled_file_is_found_and_hash_checked(released):
+    assert zoo.fetch(NAME) == zoo.BUNDLED_DIR / released.file
+    assert zoo.verify() == [(NAME, "ok (bundled)")]
+
+
+def test_sha256_mismatch_is_refused_with_a_clear_error(released):
+    path = zoo.BUNDLED_DIR / released.file
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # same size, other content
+    path.write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        zoo.fetch(NAME)
+    assert zoo.verify()[0][1].startswith("CORRUPT")
+
+
+def test_download_is_verified_cached_and_reused(released):
+    data = _unbundle(released)
+    with LocalServer({f"/{released.file}": data}) as server:
+        _publish(released, f"{server.url}/{released.file}")
+        path = zoo.fetch(NAME, progress=False)
+        assert path == zoo.cache_dir() / released.file
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == released.sha256
+        zoo.fetch(NAME, progress=False)
+        assert len(server.requests) == 1  # the second fetch used the cache
+
+
+def test_truncated_cache_file_is_fetched_again(released):
+    data = _unbundle(released)
+    cached = zoo.cache_dir() / released.file
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(data[: len(data) // 3])  # an interrupted copy by hand
+    with LocalServer({f"/{released.file}": data}) as server:
+        _publish(released, f"{server.url}/{released.file}")
+        assert zoo.fetch(NAME, progress=False) == cached
+    assert cached.read_bytes() == data
+
+
+def test_interrupted_download_resumes_with_a_range_request(released):
+    data = _unbundle(released)
+    part = zoo.cache_dir() / f"{released.file}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:1000])
+    with LocalServer({f"/{released.file}": data}) as server:
+        _publish(released, f"{server.url}/{released.file}")
+        path = zoo.fetch(NAME, progress=False)
+    assert server.requests == [(f"/{released.file}", "bytes=1000-")]
+    assert path.read_bytes() == data and not part.exists()
+
+
+def test_a_download_with_the_wrong_content_is_deleted_not_kept(released):
+    data = _unbundle(released)
+    with LocalServer({f"/{released.file}": data[::-1]}) as server:
+        _publish(released, f"{server.url}/{released.file}")
+        with pytest.raises(zoo.ZooError, match="does not match the manifest's sha256"):
+            zoo.fetch(NAME, progress=False)
+    assert list(zoo.cache_dir().iterdir()) == []
+
+
+def test_offline_fetch_fails_fast_and_names_file_url_and_where_to_put_it(released, capsys):
+    url = closed_port_url(f"/{released.file}")
+    _unbundle(released)
+    _publish(released, url)
+    assert main(["weights", "fetch", NAME, "--no-progress"]) == 1
+    message = capsys.readouterr().err
+    for part in (released.file, url, str(zoo.cache_dir() / released.file), released.sha256):
+        assert part in message
+
+
+def test_unknown_name_lists_the_released_models(released):
+    with pytest.raises(zoo.ZooError, match=NAME):
+        zoo.get("no-such-model")
+
+
+def test_zoo_model_restores_exactly_like_its_checkpoint_file(released):
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    by_name, by_path = load_method(NAME), load_method(zoo.BUNDLED_DIR / released.file)
+    a = by_name.restore(x, generator=torch.Generator().manual_seed(3))
+    b = by_path.restore(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    c = zoo.load(NAME, map_location="cpu").restore(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, c)
+
+
+def test_train_or_load_takes_the_zoo_model_instead_of_training(released, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEACHDIFF_RUNS", str(tmp_path / "runs"))
+    method = train_or_load("synthetic-microtubules", "quick", "ddpm")
+    reference = load_method(zoo.BUNDLED_DIR / released.file)
+    assert all(torch.equal(p, q) for p, q in zip(method.state_dict().values(), reference.state_dict().values()))
+    assert not (tmp_path / "runs").exists()  # nothing was trained
+    assert train_or_load(NAME).kind == "ddpm"
+
+
+def test_weights_cli_lists_verifies_and_prints_the_path(released, capsys):
+    assert main(["weights", "list"]) == 0
+    assert NAME in capsys.readouterr().out
+    assert main(["weights", "verify"]) == 0
+    assert "ok (bundled)" in capsys.readouterr().out
+    assert main(["weights", "path", NAME]) == 0
+    assert capsys.readouterr().out.strip() == str(zoo.BUNDLED_DIR / released.file)
+
+
+def test_restore_cli_takes_a_zoo_model_by_name(released, tmp_path):
+    image = tmp_path / "capture.tif"
+    tifffile.imwrite(image, np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8))
+    assert main(["restore", "--model", NAME, str(image), "--out", str(tmp_path / "out"), "--samples", "2",
+                 "--sampler", "ddim", "--steps", "2", "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "out" / "capture_mean.tif").is_file()
+
+
+def test_the_package_manifest_and_its_bundled_files_agree():
+    """Every entry's bundled file exists with the recorded size and sha256, and every bundled file
+    has an entry: the manifest lists only models that exist."""
+    listed = {e.file for e in zoo.entries() if e.bundled}
+    present = {p.name for p in zoo.BUNDLED_DIR.glob("*.pt")}
+    assert listed == present
+    for entry in zoo.entries():
+        assert entry.bundled or entry.url, f"{entry.name} has neither a bundled file nor a URL"
+        if entry.bundled:
+            path = zoo.BUNDLED_DIR / entry.file
+            assert path.stat().st_size == entry.size
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
+        assert entry.command and entry.scores, f"{entry.name} lacks its training command or scores"
