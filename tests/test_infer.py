@@ -1,4 +1,4 @@
-"""Sampling and inference (issue 5, part 3): DDPM-avg, uncertainty maps (§S5, §S6), tiling.
+"""Sampling and inference (issue 5, part 3): DDPM-avg, uncertainty maps (§S5, §S5.1), tiling.
 
 Two kinds of model keep these tests fast and their expected values known:
 

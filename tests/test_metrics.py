@@ -258,7 +258,7 @@ def test_wrong_scale_is_flagged():
         metrics.mae(image / 255, image)
 
 
-# --- post-processing (§S2) ---------------------------------------------------------------------
+# --- post-processing (§3.6) --------------------------------------------------------------------
 
 
 def test_clip_and_rescale_matches_the_gt_training_distribution():

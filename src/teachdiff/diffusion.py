@@ -6,8 +6,9 @@ Steps are numbered t = 1..T as in the paper; tensors are 0-based, so index t-1 h
 
 The model is any callable ``model(x, y_t, noise_level) -> eps_hat`` conditioned on the noise
 level ``alpha_bar`` itself (not on t), as in the authors' code. That is what makes the
-continuous-noise-level training of :func:`training_loss` and the few-step DDIM sampler possible
-with the same network.
+continuous-noise-level training of :func:`training_loss` possible. The few-step DDIM sampler
+does not depend on it: it visits a subset of the T training steps, which works with any
+network trained on that grid (Song et al. 2021).
 """
 
 from __future__ import annotations
@@ -252,8 +253,11 @@ def ddim_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, steps: i
                 noise: NoiseSource | None = None) -> torch.Tensor:
     r"""DDIM sampling (Song et al. 2021) with ``steps`` network calls instead of T.
 
-    Not in the paper: it reuses the same trained network, because that network is conditioned
-    on alpha_bar rather than on t. Between two chosen steps t > s:
+    Not in the paper. It reuses the trained network as it is: the chosen steps
+    (:func:`ddim_timesteps`) are a subset of the T training steps, and DDIM on a subset of the
+    training steps works with any DDPM trained on that grid (Song et al. 2021). Training on
+    continuous noise levels is not needed for this; it would be for noise levels off the grid.
+    Between two chosen steps t > s:
 
     .. math::
         y_s = \sqrt{\bar\alpha_s}\,\hat y_0 + \sqrt{1 - \bar\alpha_s - \sigma^2}\,\hat\epsilon + \sigma z,\quad

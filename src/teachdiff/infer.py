@@ -2,7 +2,7 @@
 
 The trained network restores a patch; a user has whole images of any size, 8- or 16-bit, and
 wants the paper's DDPM-avg (the mean of N = 15 samples, §S5) together with its uncertainty maps
-(§S6, Eqs. 15-16). This module turns one into the other:
+(§S5.1, Eqs. 15-16). This module turns one into the other:
 
 - :func:`sample` draws ``n_samples`` restorations per input with DDPM (Eq. 7) or DDIM, in chunks
   of at most ``batch_size`` images per network call;
@@ -332,7 +332,7 @@ def sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: in
 
 
 # ----------------------------------------------------------------------------------------------
-# DDPM-avg and uncertainty maps (§S5, §S6)
+# DDPM-avg and uncertainty maps (§S5, §S5.1)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -365,11 +365,15 @@ def _to_levels(samples: torch.Tensor, levels: int = 256) -> torch.Tensor:
 
 
 def uncertainty_maps(samples: torch.Tensor, levels: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The two uncertainty maps of §S6 from samples (N, n_samples, C, H, W) in [-1, 1].
+    r"""The two uncertainty maps of §S5.1 from samples (N, n_samples, C, H, W) in [-1, 1].
 
     Standard deviation, Eq. 15, with \hat y^i on the 0..255 scale (population std, 1/N):
 
     .. math:: \sigma_{jk} = \sqrt{\frac{\sum_{i=1}^N (\hat y^i_{jk} - \bar{\hat y}_{jk})^2}{255^2 N}}
+
+    The 1/N makes it biased low for few samples: its square has expectation (N - 1)/N times the
+    variance of the samples, so the map comes out about sqrt((N - 1)/N) of the true spread
+    (0.71 at N = 2, 0.97 at the paper's N = 15). Do not read std maps from very few samples.
 
     Entropy, Eq. 16, over the M distinct values a pixel takes among the N samples once they are
     rounded to integers 0..255, with p_m the fraction of samples taking the m-th value:
@@ -412,7 +416,7 @@ def restore(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: i
             generator: torch.Generator | None = None, progress: bool = True, keep_samples: bool = False, *,
             seed: int | None = None, eta: float = 0.0, clip: bool = True, variance: str = "beta",
             levels: int = 256) -> RestorationResult:
-    """DDPM-avg of ``n_samples`` samples (default 15, §S5) with its uncertainty maps (§S6).
+    """DDPM-avg of ``n_samples`` samples (default 15, §S5) with its uncertainty maps (§S5.1).
 
     x: (N, C, H, W) in [-1, 1], any size. With ``tile=None`` the whole image goes through the
     network at once (padded to its size multiple); with ``tile=256`` (say) it is processed in

@@ -8,7 +8,7 @@
    interrupted run is resumed);
 2. restore the test patches: DDPM (one sample), DDPM-avg (mean of N samples, N = 15 in the
    paper), the baselines and two classical filters;
-3. post-process as the paper (§S2): CARE, Noise2Void and UNet-RCAN outputs are clipped to
+3. post-process as the paper (§3.6): CARE, Noise2Void and UNet-RCAN outputs are clipped to
    [0, 255] and linearly rescaled to the GT training distribution; DDPM and pix2pix are clipped;
 4. score every image with every metric (``teachdiff.metrics.evaluate``), write ``scores.csv``,
    the median table next to the paper's numbers with the difference (``table.md``), box plots
@@ -40,7 +40,7 @@ from teachdiff.paper import METHOD_LABELS, paper_value
 __all__ = ["ReproduceConfig", "reproduce", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
            "plot_examples", "add_parser"]
 
-RESCALED = ("care", "n2v", "rcan")  # §S2: these outputs are rescaled to the GT distribution
+RESCALED = ("care", "n2v", "rcan")  # §3.6: these outputs are rescaled to the GT distribution
 TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
 LABELS = {**METHOD_LABELS, "gaussian": "Gaussian filter", "nlm": "Non-local means"}
 METRIC_LABELS = {"mae": "MAE ↓", "psnr": "PSNR ↑", "ms_ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "nrmse": "NRMSE ↓",

@@ -240,6 +240,10 @@ class UNetConfig:
     - ``"all"``: every encoder and decoder block at those resolutions, plus the bottleneck, as in
       EDM2's own U-Net; with the paper's settings 69.3 M parameters (5 more 512-wide attention
       layers of 1.05 M each), which does not match the released model.
+
+    ``channels_per_head = 32`` is the released configuration's setting: 512 / 32 = 16 heads at
+    the bottleneck. The paper's text says "32 heads"; the head count does not change the number
+    of parameters. The paper itself gives no parameter count.
     """
 
     image_size: int = 256

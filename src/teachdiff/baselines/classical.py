@@ -15,7 +15,7 @@ and filter each image on its own.
 "Sensible defaults" are only defaults: :meth:`GaussianFilter.fit` and :meth:`NonLocalMeans.fit`
 choose :math:`\sigma` or :math:`k` on *validation* pairs by the lowest MAE (0..255 scale), as a
 user tuning a filter by eye on a few images would. Neither filter can change the intensity scale
-(low dose → high dose): on such data only the GT rescaling before scoring (paper §4) helps them.
+(low dose → high dose): on such data only the GT rescaling before scoring (paper §3.6) helps them.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Prediction is :math:`f_\theta(x)` on the unmasked image. Because the expected va
 pixel given its neighbours is the *low-dose* clean signal, N2V removes noise but cannot learn a
 change of intensity, resolution or modality (dose, confocal → Airyscan): on such data its raw MAE
 to the target stays high until outputs are rescaled to the GT distribution (the paper does this
-before scoring, §4; :func:`teachdiff.metrics.clip_and_rescale`).
+before scoring, §3.6; :func:`teachdiff.metrics.clip_and_rescale`).
 
 Network: the CSBDeep U-Net of :mod:`teachdiff.baselines.care` with n2v's configuration
 (``N2VConfig``: depth 2, 32 first filters, batch norm, *no* residual connection; kernel 3 as in

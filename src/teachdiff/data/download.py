@@ -1,6 +1,6 @@
 """Downloading openly available datasets: resumable, verified, never leaving corrupt files.
 
-Only the zebrafish data (FMD ``Confocal_FISH``) can be downloaded (SPEC §4). The archive is
+Only the zebrafish data (FMD ``Confocal_FISH``) can be downloaded. The archive is
 fetched to ``<data_dir>/<dataset>/<file>.part``; an interrupted download resumes from the
 bytes already there with an HTTP ``Range`` request; the file gets its final name only after
 its size and checksum (where the publisher states one) are verified. Extraction goes to a

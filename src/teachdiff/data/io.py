@@ -1,6 +1,6 @@
 """Reading microscopy images: PNG and TIFF, 8- and 16-bit, 2-D images and z-stacks.
 
-The authors' released code read only 8-bit images through PIL (SPEC §7). Here PNGs go through
+The authors' released code read only 8-bit images through PIL. Here PNGs go through
 Pillow and TIFFs through tifffile, and every image comes back as a NumPy array of shape
 (Z, H, W) — Z = 1 for a 2-D image — in its original integer type (uint8 or uint16), so the
 intensity scaling can use the real bit depth. Anything else (RGB, float, a corrupt file)

@@ -8,7 +8,7 @@ Every batch is a dict::
      "index": int64 (N,)}                    # patch index within its split
 
 Augmentation (paper §3.4) is applied on the fly to training patches — the authors' code
-computed it and then discarded the result (SPEC §7); here a test fails if it is not applied:
+computed it and then discarded the result; here a test fails if it is not applied:
 
 * flips and 90° rotations (together the 8 symmetries of the square), **identical on x and
   y** so the pair stays aligned pixel for pixel;

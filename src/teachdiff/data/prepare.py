@@ -8,7 +8,7 @@ The steps follow the paper's §S1 and are the same for every dataset:
 2. **rigid registration** (microtubules, synapses) — the translation that aligns the input
    onto the target; the padding the shift creates in the input is reproduced in the target;
 3. **patches** — non-overlapping ``p x p`` tiles from the top-left corner, no resizing
-   (the authors' code resized to 256^2, SPEC §7); the remainder of each row/column is unused;
+   (the authors' code resized to 256^2); the remainder of each row/column is unused;
 4. **splits by field of view** — all patches (and, for FMD, all 50 captures) of a FOV belong
    to one split, so nothing leaks between train, validation and test;
 5. **intensity scaling** to the network's range ``[-1, 1]`` from the bit depth ``B``,

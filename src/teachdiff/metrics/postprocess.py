@@ -1,4 +1,4 @@
-"""Benchmark post-processing before scoring, as in the paper (§4 Results, microtubules; §S2).
+"""Benchmark post-processing before scoring, as in the paper (§3.6).
 
 The paper: "for [N2V, CARE, UNet-RCAN] we first clipped the pixel values to the range [0, 255],
 and then rescaled them to the ground truth pixel distribution of the training set using a linear
@@ -9,7 +9,7 @@ matching two percentiles (robust to a few hot pixels) as an option. The map's pa
 fitted on whatever ``pred`` is given: pass one method's whole stack of test predictions to fit one
 map per method (the reading we follow), or a single image to fit it per image.
 
-Microtubule predictions were also re-aligned to the ground truth before scoring; see
+Microtubule predictions were also re-aligned to the ground truth before scoring (§4.1); see
 :func:`align_to_gt` (sub-pixel phase correlation).
 """
 
