@@ -372,8 +372,9 @@ def uncertainty_maps(samples: torch.Tensor, levels: int = 256) -> tuple[torch.Te
     .. math:: \sigma_{jk} = \sqrt{\frac{\sum_{i=1}^N (\hat y^i_{jk} - \bar{\hat y}_{jk})^2}{255^2 N}}
 
     The 1/N makes it biased low for few samples: its square has expectation (N - 1)/N times the
-    variance of the samples, so the map comes out about sqrt((N - 1)/N) of the true spread
-    (0.71 at N = 2, 0.97 at the paper's N = 15). Do not read std maps from very few samples.
+    variance of the samples (0.5 at N = 2, 0.93 at the paper's N = 15), and the std itself is
+    lower still (for Gaussian samples its median at N = 2 is 0.48 of the true spread). Do not
+    read std maps from very few samples.
 
     Entropy, Eq. 16, over the M distinct values a pixel takes among the N samples once they are
     rounded to integers 0..255, with p_m the fraction of samples taking the m-th value:
