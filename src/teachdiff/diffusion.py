@@ -56,6 +56,12 @@ class NoiseSchedule:
             raise ValueError(f"T must be a positive integer number of steps, got {T!r}.")
         if kind not in ("cosine", "linear"):
             raise ValueError(f"kind must be 'cosine' or 'linear', got {kind!r}.")
+        if not (math.isfinite(s) and s >= 0):
+            raise ValueError(f"the cosine schedule's offset s must be a finite number >= 0 (the paper: 8e-3), got "
+                             f"{s!r}; s < 0 gives negative or NaN betas.")
+        if not 0 < beta_max < 1:
+            raise ValueError(f"beta_max must lie in (0, 1) (default 0.999), got {beta_max!r}; beta = 1 would make "
+                             "alpha_bar_T exactly 0.")
         self.T, self.s, self.kind = int(T), float(s), kind
         t = torch.arange(self.T + 1, dtype=torch.float64)
         if kind == "cosine":

@@ -606,6 +606,10 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be 2-D (H, W) or a z-stack (Z, H, W), got shape {image.shape}; "
                          "RGB images must be converted to grayscale first.")
+    if image.ndim == 3 and image.shape[-1] in (3, 4) and min(image.shape[:2]) > 4:
+        raise ValueError(f"image of shape {image.shape} looks like an RGB(A) colour image (H, W, {image.shape[-1]}), "
+                         "not a z-stack (Z, H, W); convert it to grayscale first (e.g. skimage.color.rgb2gray), "
+                         "or pass a stack with the slices along the first axis.")
     bit_depth = bit_depth if bit_depth is not None else bit_depth_of(image.dtype)
     stack = image[None] if image.ndim == 2 else image
     parts = []

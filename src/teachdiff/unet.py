@@ -261,6 +261,28 @@ class UNetConfig:
     concat_balance: float = 0.5
     clip_act: float | None = 256
 
+    def __post_init__(self):
+        """Refuse a configuration that cannot build a working network, naming the field."""
+        positive = {"image_size": self.image_size, "cond_channels": self.cond_channels,
+                    "target_channels": self.target_channels, "channels": self.channels,
+                    "num_blocks": self.num_blocks, "channels_per_head": self.channels_per_head}
+        for name, value in positive.items():
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UNetConfig.{name} must be a positive integer, got {value!r}.")
+        if not self.channel_mult or any(not isinstance(m, (int, np.integer)) or m < 1 for m in self.channel_mult):
+            raise ValueError(f"UNetConfig.channel_mult must be a non-empty tuple of positive integers (the width "
+                             f"of each level in units of channels, e.g. (1, 2, 4, 8)), got {self.channel_mult!r}.")
+        if self.attn_placement not in ("bottleneck", "all"):
+            raise ValueError(f"attn_placement must be 'bottleneck' or 'all', got {self.attn_placement!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"UNetConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
+        for name in ("res_balance", "attn_balance", "concat_balance"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"UNetConfig.{name} is a blend weight and must lie in [0, 1], "
+                                 f"got {getattr(self, name)!r}.")
+        if self.clip_act is not None and not self.clip_act > 0:
+            raise ValueError(f"UNetConfig.clip_act must be positive or None (no clipping), got {self.clip_act!r}.")
+
     @classmethod
     def paper(cls) -> "UNetConfig":
         """The paper's network: 64 channels, [1, 2, 4, 8], 2 blocks, attention at 32x32."""
@@ -333,8 +355,6 @@ class MPUNet(nn.Module):
         super().__init__()
         config = config or UNetConfig.paper()
         self.config = c = config
-        if c.attn_placement not in ("bottleneck", "all"):
-            raise ValueError(f"attn_placement must be 'bottleneck' or 'all', got {c.attn_placement!r}.")
         if c.image_size % c.size_multiple:
             raise ValueError(
                 f"UNetConfig.image_size={c.image_size} is not divisible by 2**(levels-1)="
@@ -433,6 +453,10 @@ class MPUNet(nn.Module):
             raise ValueError(
                 f"image size {h}x{w} is not divisible by {m} (2**(levels-1) for this U-Net); pad or "
                 f"crop to a multiple of {m}, or use teachdiff.infer's tiled inference.")
+        if torch.float64 in (x.dtype, y_t.dtype):
+            raise ValueError(
+                f"x and y_t are {x.dtype} / {y_t.dtype}, but the network computes in float32 (or bf16/fp16 under "
+                "autocast); cast the inputs with x.float() (NumPy images become float64 tensors by default).")
         if not torch.isfinite(x).all() or not torch.isfinite(y_t).all():
             raise ValueError("x or y_t contains NaN or Inf; check the input image and its scaling.")
         noise_level = torch.as_tensor(noise_level, dtype=x.dtype, device=x.device)
