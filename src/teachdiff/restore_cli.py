@@ -118,12 +118,13 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
                  overwrite: bool = False) -> list[tuple[Path, list[Path]]]:
     """Check every input and the output folder; the output files of each input.
 
-    Fails before any work on: a missing input, an unreadable / colour / non-8/16-bit image
-    (header only, fast), two inputs with the same name, an output folder that is a file or not
+    Fails before any work on: a missing input, an unreadable / truncated / colour / non-8/16-bit
+    image (every input is decoded once here, so a bad file anywhere in the list stops the run
+    before the first image is restored), two inputs with the same name, an output folder that is a file or not
     writable, and outputs that exist already (unless ``overwrite``). ``outputs`` are the name
     suffixes (e.g. ``("mean", "std")``); ``()`` checks only the inputs and the folder.
     """
-    from teachdiff.data.io import read_header
+    from teachdiff.data.io import read_image
 
     if not inputs:
         raise ValueError("no input images given; pass one or more TIFF/PNG files.")
@@ -134,7 +135,7 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
         if not path.is_file():
             raise FileNotFoundError(f"input image {path} does not exist" +
                                     ("; it is a folder: pass the files, e.g. DIR/*.tif" if path.is_dir() else "."))
-        read_header(path)  # clear errors for RGB, float, corrupt files
+        read_image(path)  # clear errors, naming the file, for RGB, float, empty, truncated, corrupt files
         if path.stem in names:
             raise ValueError(f"inputs {names[path.stem]} and {path} have the same name {path.stem!r}, so their "
                              "results would overwrite each other; restore them into different --out folders.")

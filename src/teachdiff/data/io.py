@@ -67,9 +67,11 @@ def _as_stack_shape(shape: tuple[int, ...], path: Path, n_samples: int = 1) -> t
 
 
 def _corrupt(path: Path, err: Exception) -> ValueError:
+    size = path.stat().st_size if path.is_file() else None
+    what = "is empty (0 bytes)" if size == 0 else f"cannot be read as an image ({type(err).__name__}: {err})"
     return ValueError(
-        f"{path}: cannot be read as an image ({type(err).__name__}: {err}). The file is corrupt or "
-        "not really a PNG/TIFF: re-download or re-export it, or remove it from the folder."
+        f"{path}: {what}. The file is truncated, corrupt or not really a PNG/TIFF: re-download or "
+        "re-export it, or remove it from the folder."
     )
 
 
@@ -79,6 +81,8 @@ def read_header(path: str | Path) -> ImageHeader:
     suffix = path.suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(IMAGE_EXTENSIONS)}.")
+    # Only the reader runs inside the try: its failures (tifffile raises ValueErrors too) all mean
+    # "corrupt file" and get the file's name; the checks below raise their own messages.
     try:
         if suffix in _TIFF:
             import tifffile
@@ -87,18 +91,18 @@ def read_header(path: str | Path) -> ImageHeader:
                 series = tif.series[0]
                 shape, dtype = tuple(series.shape), series.dtype
                 samples = tif.pages[0].samplesperpixel
-            stack = _as_stack_shape(shape, path, n_samples=samples)
         else:
             from PIL import Image
 
             with Image.open(path) as img:
                 mode, (width, height) = img.mode, img.size
-            dtype = _pil_dtype(mode, path)
-            stack = (1, height, width)
-    except ValueError:
-        raise
     except Exception as err:  # noqa: BLE001 - every reader failure means the same to the user
         raise _corrupt(path, err) from err
+    if suffix in _TIFF:
+        stack = _as_stack_shape(shape, path, n_samples=samples)
+    else:
+        dtype = _pil_dtype(mode, path)
+        stack = (1, height, width)
     return ImageHeader(path=path, shape=stack, bit_depth=bit_depth_of(dtype, path))
 
 
@@ -118,6 +122,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read a PNG or TIFF as an array of shape (Z, H, W), dtype uint8 or uint16."""
     header = read_header(path)
     path = header.path
+    mode = None
     try:
         if path.suffix.lower() in _TIFF:
             import tifffile
@@ -127,13 +132,12 @@ def read_image(path: str | Path) -> np.ndarray:
             from PIL import Image
 
             with Image.open(path) as img:
-                if img.mode == "P":
-                    raise ValueError(f"{path}: is a palette image; {_CONVERT_HINT}.")
+                mode = img.mode
                 data = np.array(img)
-    except ValueError:
-        raise
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - a truncated file fails here, after a good header
         raise _corrupt(path, err) from err
+    if mode == "P":
+        raise ValueError(f"{path}: is a palette image; {_CONVERT_HINT}.")
     data = data.reshape(header.shape)
     if bit_depth_of(data.dtype, path) != header.bit_depth:
         raise _corrupt(path, TypeError(f"decoded pixel type {data.dtype} differs from the header"))
