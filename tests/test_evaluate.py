@@ -99,14 +99,20 @@ def test_read_image_255(tmp_path):
         evaluate.read_image_255(tmp_path / "int.tif")
 
 
-def test_missing_and_extra_files_are_named(folders, tmp_path):
+def test_missing_and_extra_files_are_skipped_and_named(folders, tmp_path, capsys):
     pred_dir, gt_dir = folders
     (pred_dir / "good" / "img_2.tif").unlink()
     tifffile.imwrite(pred_dir / "good" / "stray.tif", np.zeros((SIZE, SIZE), np.float32))
-    args = parse("--pred", str(pred_dir), "--gt", str(gt_dir), "--methods", "good", "--out", str(tmp_path / "s.csv"))
-    with pytest.raises(ValueError, match=r"no prediction for 1 ground-truth image\(s\): img_2.*no ground truth for 1 prediction\(s\): stray"):
-        args.func(args)
-    assert not (tmp_path / "s.csv").exists()
+    assert run(pred_dir, gt_dir, tmp_path / "s.csv", "--methods", "good") == 0
+    assert [r["image"] for r in csv.DictReader(open(tmp_path / "s.csv"))] == ["img_0", "img_1"]
+    printed = capsys.readouterr().out
+    assert "skipped 1 of 3 ground-truth image(s) without a prediction: img_2" in printed
+    assert "good: skipped 1 prediction(s) without ground truth: stray.tif" in printed
+    for path in (pred_dir / "good").iterdir():
+        path.rename(path.with_name("other_" + path.name))
+    with pytest.raises(ValueError, match=r"no prediction pairs with a ground-truth image \(img_0, img_1, img_2\)"):
+        run(pred_dir, gt_dir, tmp_path / "t.csv", "--methods", "good")
+    assert not (tmp_path / "t.csv").exists()
 
 
 def test_other_input_errors(folders, tmp_path):

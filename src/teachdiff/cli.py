@@ -9,9 +9,11 @@ message and a non-zero exit code instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+import warnings
 
 # Modules that provide a command, in the order `teachdiff --help` lists them.
 COMMAND_MODULES = [
@@ -44,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def warnings_above_progress_bars():
+    """Print warnings with ``tqdm.write``, which clears the active progress bar, prints the line
+    and redraws the bar, so a warning never lands in the middle of a bar's line."""
+    from tqdm.auto import tqdm
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        tqdm.write(f"{category.__name__}: {message}", file=file or sys.stderr)
+
+    original = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _version() -> str:
     from teachdiff import __version__
 
@@ -57,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with warnings_above_progress_bars():
+            return int(args.func(args) or 0)
     except (CommandError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"teachdiff {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FAILURE

@@ -5,24 +5,37 @@
 ``--pred`` is either a folder of images (one method) or a folder with one sub-folder per method
 (``results/DDPM-avg/*.tif``, ``results/CARE/*.tif``; ``--methods`` picks and orders them).
 Predictions are paired with ground-truth images by file name without extension (``img_001.png``
-pairs with ``img_001.tif``); a missing or extra file is an error that lists the names. Every pair
-is scored with :func:`teachdiff.metrics.evaluate`; the per-image scores go to ``--out`` (CSV,
-never overwritten unless ``--overwrite``) and the median table, with bootstrap confidence
-intervals and Mood's test against the first method (stars as in Fig. S3), is printed.
+pairs with ``img_001.tif``). ``teachdiff restore``'s output folder works as it is: a prediction
+``img_001_mean.tif`` (the DDPM's DDPM-avg, the mean of its samples) or ``img_001_restored.tif``
+(a baseline's output) pairs with ``img_001``; restore's other maps (``_sample``, ``_std``,
+``_entropy``) are not scored, and where a TIFF and a PNG share a name (restore's 8-bit preview)
+the TIFF is used. Only images that every method and the ground truth have are scored; how many
+were skipped, and which, is printed. Every pair is scored with :func:`teachdiff.metrics.evaluate`;
+the per-image scores go to ``--out`` (CSV, never overwritten unless ``--overwrite``; checked to be
+writable before any scoring) and the median table, with bootstrap confidence intervals and Mood's
+test against the first method (stars as in Fig. S3), is printed.
 
 Reading images: TIFF with tifffile, PNG with Pillow, 2-D grey images only (a grey image stored as
 RGB is accepted). The metrics use the 0..255 scale: 8-bit images are used as they are, float
-images are assumed to be on 0..255 already, and 16-bit images are divided by 257 (which maps
-0..65535 exactly onto 0..255, the usual 16 -> 8-bit rule). That rule is right only when the
-16-bit files use the full 16-bit range; if your camera data use e.g. 12 bits, convert the
+images are assumed to be on 0..255 already (except restore's float TIFFs of 16-bit inputs, whose
+metadata say so: they are divided by 257 like 16-bit images), and 16-bit images are divided by
+257 (which maps 0..65535 exactly onto 0..255, the usual 16 -> 8-bit rule). That rule is right only
+when the 16-bit files use the full 16-bit range; if your camera data use e.g. 12 bits, convert the
 images yourself (same rule for predictions and ground truth) and save them as float TIFF.
+
+Predictions on another scale than the ground truth (floats in [0, 1], network outputs in
+[-1, 1], floats on the 16-bit scale) would give wrong numbers silently; they are refused with a
+message unless ``--pred-range LOW HIGH`` says what the prediction values span (they are then
+mapped linearly onto 0..255).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +46,10 @@ from teachdiff import metrics, stats
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
 UINT16_DIVISOR = 257.0
+SCORED_RESTORE_OUTPUTS = {"_mean": "DDPM-avg, the mean of the samples", "_restored": "a baseline's output"}
+"""``teachdiff restore``'s output name suffixes that are predictions, and what they hold."""
+UNSCORED_RESTORE_OUTPUTS = ("_sample", "_std", "_entropy")
+"""restore's single sample and uncertainty maps: not predictions of the DDPM-avg row."""
 
 
 def add_parser(subparsers) -> None:
@@ -41,9 +58,13 @@ def add_parser(subparsers) -> None:
         help="score restored images against ground truth (CSV + median table)",
         description="Score restored images against ground truth: a per-image CSV and a "
         "paper-style median table. --pred holds one method's images or one sub-folder per method; "
-        "files pair with --gt by name without extension. 16-bit images are divided by 257.",
-        epilog="example: teachdiff evaluate --pred results --gt data/test/gt --methods DDPM-avg CARE "
-        "--pixel-size 15 --out scores.csv",
+        "files pair with --gt by name without extension, and `teachdiff restore`'s output folder works as it "
+        "is (<name>_mean.tif of the DDPM, <name>_restored.tif of a baseline). Only images that every method and "
+        "the ground truth have are scored; the skipped ones are listed. 16-bit images are divided by 257.",
+        epilog="examples:\n  teachdiff evaluate --pred results --gt data/test/gt --methods DDPM-avg CARE "
+        "--pixel-size 15 --out scores.csv\n"
+        "  teachdiff restore --checkpoint runs/mt/best.pt data/test/raw/*.tif --out restored/\n"
+        "  teachdiff evaluate --pred restored --gt data/test/gt --out scores.csv   # scores the _mean TIFFs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -66,32 +87,45 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="CSV file for the per-image scores")
     parser.add_argument("--table", type=Path, help="also write the median table (markdown) to this file")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported as nan)")
+    parser.add_argument(
+        "--pred-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="value range of the predictions, mapped linearly onto 0..255 (e.g. 0 1 for [0, 1] floats, "
+        "-1 1 for network outputs); without it, predictions off the 0..255 scale are refused",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing --out/--table files")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     for target in (args.out, args.table):
-        if target is not None and target.exists() and not args.overwrite:
-            raise FileExistsError(f"{target} exists; choose another file or pass --overwrite.")
+        if target is not None:
+            _check_writable(target, args.overwrite)
     if not args.pixel_size > 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}.")
-    gt_files = _image_files(args.gt, "--gt")
+    pred_range = getattr(args, "pred_range", None)
+    if pred_range is not None and not pred_range[0] < pred_range[1]:
+        raise ValueError(f"--pred-range LOW HIGH needs LOW < HIGH, got {pred_range[0]:g} {pred_range[1]:g}.")
+    progress = not getattr(args, "no_progress", False)
+    notes: list[str] = []
+    gt_files = _image_files(args.gt, "--gt", notes)
     method_dirs = _method_dirs(args.pred, args.methods)
+    predictions = {
+        method: _match_predictions(_image_files(folder, f"predictions of {method}", notes), gt_files, method, notes)
+        for method, folder in method_dirs.items()
+    }
+    names = _common_names(predictions, gt_files, notes)
+    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range)
 
     rows = []
-    converted_16bit = 0
-    for method, folder in method_dirs.items():
-        pairs = _pair_files(_image_files(folder, f"predictions of {method}"), gt_files, method)
-        for name, pred_path, gt_path in tqdm(pairs, desc=f"scoring {method}", file=sys.stderr):
-            pred, pred_16 = read_image_255(pred_path)
-            gt, gt_16 = read_image_255(gt_path)
-            converted_16bit += pred_16 + gt_16
-            if pred.shape != gt.shape:
-                raise ValueError(
-                    f"{pred_path} has shape {pred.shape} but {gt_path} has shape {gt.shape}; "
-                    "predictions must cover the same pixels as their ground truth."
-                )
+    for method, matched in predictions.items():
+        for name in tqdm(names, desc=f"scoring {method}", file=sys.stderr, disable=not progress):
+            pred_path, gt_path = matched[name], gt_files[name]
+            pred = _to_255(read_image_255(pred_path)[0], pred_range)
+            gt = read_image_255(gt_path)[0]
             scores = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips)
             rows.append({"method": method, "image": name, "pixel_size": args.pixel_size, **scores})
 
@@ -111,8 +145,12 @@ def run(args: argparse.Namespace) -> int:
     if args.table is not None:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text(markdown + "\n")
+    for note in notes:
+        print(f"note: {note}")
     if converted_16bit:
         print(f"note: {converted_16bit} 16-bit image(s) were put on 0..255 by dividing by 257.")
+    if pred_range is not None:
+        print(f"note: predictions were mapped from [{pred_range[0]:g}, {pred_range[1]:g}] onto 0..255 (--pred-range).")
     print(f"Scored {len(rows)} image(s) of {len(method_dirs)} method(s); per-image scores: {args.out}")
     print(f"Medians [95% bootstrap CI]; stars: Mood's median test against {next(iter(method_dirs))} "
           "(*** p<.001, ** p<.01, * p<.05, ns); resolution in units of --pixel-size.")
@@ -121,17 +159,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_image_255(path: Path) -> tuple[np.ndarray, bool]:
-    """Read a 2-D grey TIFF/PNG as float64 on the 0..255 scale; also say if it was 16-bit."""
+    """Read a 2-D grey TIFF/PNG as float64 on the 0..255 scale; also say if it was 16-bit.
+
+    A float TIFF written by ``teachdiff restore`` for a 16-bit input (its metadata say
+    ``"bit_depth": 16``) is on the 0..65535 scale and is divided by 257 like a 16-bit image.
+    """
     path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
 
-        image = tifffile.imread(path)
-    else:
-        from PIL import Image
+            with tifffile.TiffFile(path) as tif:
+                image = tif.asarray()
+                description = tif.pages[0].description if tif.pages else ""
+        else:
+            from PIL import Image
 
-        with Image.open(path) as handle:
-            image = np.asarray(handle)
+            description = ""
+            with Image.open(path) as handle:
+                image = np.asarray(handle)
+    except Exception as err:  # noqa: BLE001 - a reader failure means a broken file, whatever its type
+        size = path.stat().st_size if path.is_file() else None
+        what = "is empty (0 bytes)" if size == 0 else f"cannot be read ({type(err).__name__}: {err})"
+        raise ValueError(f"{path}: {what}; the file is truncated or corrupt: re-export it or remove it.") from None
     if image.ndim == 3 and image.shape[-1] in (3, 4) and np.all(image[..., :3] == image[..., :1]):
         image = image[..., 0]  # a grey image saved as RGB(A)
     if image.ndim != 2:
@@ -144,24 +194,182 @@ def read_image_255(path: Path) -> tuple[np.ndarray, bool]:
     if image.dtype == np.uint16:
         return image.astype(np.float64) / UINT16_DIVISOR, True
     if np.issubdtype(image.dtype, np.floating):
+        if _restore_bit_depth(description) == 16:
+            return image.astype(np.float64) / UINT16_DIVISOR, True
         return image.astype(np.float64), False
     raise ValueError(
         f"{path} has pixel type {image.dtype}; use 8-bit, 16-bit or float images on the 0..255 scale."
     )
 
 
-def _image_files(folder: Path, what: str) -> dict[str, Path]:
+def _restore_bit_depth(description: str) -> int | None:
+    """The input bit depth that ``teachdiff restore`` records in its TIFFs' description, if any."""
+    try:
+        metadata = json.loads(description)
+    except (TypeError, ValueError):
+        return None
+    return metadata.get("bit_depth") if isinstance(metadata, dict) and "map" in metadata else None
+
+
+def _to_255(image: np.ndarray, pred_range: tuple[float, float] | None) -> np.ndarray:
+    """Map predictions from ``--pred-range`` onto 0..255 (unchanged without it)."""
+    if pred_range is None:
+        return image
+    low, high = pred_range
+    return (image - low) * (255.0 / (high - low))
+
+
+def _check_writable(target: Path, overwrite: bool) -> None:
+    """--out / --table can be written, checked before any (slow) scoring."""
+    target = Path(target)
+    if target.is_dir():
+        raise ValueError(f"{target} is a folder; give a file name, e.g. {target / 'scores.csv'}.")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; choose another file or pass --overwrite.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".teachdiff-write-test-"):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write {target} ({err.strerror or err}); choose a file in a writable folder."
+        ) from None
+
+
+def _image_files(folder: Path, what: str, notes: list[str] | None = None) -> dict[str, Path]:
+    """File name without extension -> path; a TIFF wins over a PNG of the same name (restore's
+    8-bit preview), which is said in ``notes``. Hidden files (``._x.tif``) are skipped."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{what}: folder {folder} does not exist.")
-    files: dict[str, Path] = {}
+    by_name: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in files:
-                raise ValueError(
-                    f"{what}: {files[path.stem].name} and {path.name} have the same name; keep one."
-                )
-            files[path.stem] = path
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+            by_name.setdefault(path.stem, []).append(path)
+    files: dict[str, Path] = {}
+    previews = 0
+    for name, paths in by_name.items():
+        tiffs = [path for path in paths if path.suffix.lower() in (".tif", ".tiff")]
+        if len(tiffs) > 1 or (not tiffs and len(paths) > 1):
+            raise ValueError(f"{what}: {' and '.join(p.name for p in paths)} have the same name; keep one.")
+        files[name] = tiffs[0] if tiffs else paths[0]
+        previews += len(paths) - 1
+    if previews and notes is not None:
+        notes.append(f"{what}: used the TIFF of {previews} name(s) that also have a PNG (restore's 8-bit preview).")
     return files
+
+
+def _match_predictions(
+    preds: dict[str, Path], gts: dict[str, Path], method: str, notes: list[str]
+) -> dict[str, Path]:
+    """Ground-truth name -> prediction file: by equal name, or after restore's ``_mean`` /
+    ``_restored`` suffix; restore's ``_sample``/``_std``/``_entropy`` maps are left out."""
+    if not preds:
+        raise FileNotFoundError(f"no prediction images ({', '.join(IMAGE_SUFFIXES)}) for {method}.")
+    matched: dict[str, Path] = {}
+    used = dict.fromkeys(SCORED_RESTORE_OUTPUTS, 0)
+    unscored = 0
+    for stem, path in preds.items():
+        name = stem
+        if stem not in gts:
+            suffix = next((s for s in SCORED_RESTORE_OUTPUTS if stem.endswith(s) and len(stem) > len(s)), None)
+            if suffix is not None:
+                name = stem[: -len(suffix)]
+                used[suffix] += 1
+            elif any(stem.endswith(s) for s in UNSCORED_RESTORE_OUTPUTS):
+                unscored += 1
+                continue
+        if name in matched:
+            raise ValueError(
+                f"{method}: {matched[name].name} and {path.name} are both predictions for {name!r}; keep one "
+                "(put each method's results in its own sub-folder of --pred)."
+            )
+        matched[name] = path
+    for suffix, count in used.items():
+        if count:
+            notes.append(f"{method}: scored {count} <name>{suffix} file(s) of `teachdiff restore` "
+                         f"({SCORED_RESTORE_OUTPUTS[suffix]}).")
+    if unscored:
+        notes.append(f"{method}: left out {unscored} {'/'.join(UNSCORED_RESTORE_OUTPUTS)} map(s) of "
+                     "`teachdiff restore` (single sample and uncertainty maps are not scored).")
+    return matched
+
+
+def _common_names(predictions: dict[str, dict[str, Path]], gts: dict[str, Path], notes: list[str]) -> list[str]:
+    """The images that the ground truth and every method have (the table compares like with like);
+    what is skipped is said in ``notes``. No common image at all is an error that lists names."""
+    if not gts:
+        raise FileNotFoundError(f"no ground-truth images ({', '.join(IMAGE_SUFFIXES)}) in --gt.")
+    names = set(gts)
+    for matched in predictions.values():
+        names &= set(matched)
+    if not names:
+        problems = [f"{method} has {_listing(sorted(p.name for p in matched.values()))}"
+                    for method, matched in predictions.items()]
+        raise ValueError(
+            f"no prediction pairs with a ground-truth image ({_listing(sorted(gts))}); " + "; ".join(problems)
+            + ". Predictions pair with ground truth by file name without extension (after restore's "
+            "_mean / _restored suffix)."
+        )
+    skipped_gt = sorted(set(gts) - names)
+    if skipped_gt:
+        notes.append(f"skipped {len(skipped_gt)} of {len(gts)} ground-truth image(s) without a prediction"
+                     f"{' of every method' if len(predictions) > 1 else ''}: {_listing(skipped_gt)}.")
+    for method, matched in predictions.items():
+        extra = sorted(matched[name].name for name in set(matched) - names)
+        if extra:
+            notes.append(f"{method}: skipped {len(extra)} prediction(s) without "
+                         f"{'ground truth' if len(predictions) == 1 else 'a counterpart'}: {_listing(extra)}.")
+    return sorted(names)
+
+
+def _check_ranges(
+    predictions: dict[str, dict[str, Path]],
+    gts: dict[str, Path],
+    names: list[str],
+    pred_range: tuple[float, float] | None,
+) -> int:
+    """Read every pair once before scoring: same shape, and predictions on the ground truth's
+    0..255 scale (after ``--pred-range``); returns how many 16-bit images were converted."""
+    converted = 0
+    gt_top = 0.0
+    gt_shapes = {}
+    for name in names:
+        gt, was_16 = read_image_255(gts[name])
+        converted += was_16
+        gt_top, gt_shapes[name] = max(gt_top, float(gt.max())), gt.shape
+    for method, matched in predictions.items():
+        low, high = np.inf, -np.inf
+        for name in names:
+            raw, was_16 = read_image_255(matched[name])
+            converted += was_16
+            pred = _to_255(raw, pred_range)
+            if pred.shape != gt_shapes[name]:
+                raise ValueError(
+                    f"{matched[name]} has shape {pred.shape} but {gts[name]} has shape {gt_shapes[name]}; "
+                    "predictions must cover the same pixels as their ground truth."
+                )
+            low, high = min(low, float(pred.min())), max(high, float(pred.max()))
+        problem = _scale_problem(low, high, gt_top)
+        if problem:
+            fix = ("the --pred-range given does not fit these values; correct it" if pred_range is not None
+                   else f"if that is their scale, pass --pred-range {problem[1]} to map it onto 0..255")
+            raise ValueError(
+                f"{method}: the predictions span [{low:.4g}, {high:.4g}] but the ground truth 0..{gt_top:.4g} "
+                f"(the 0..255 scale of the metrics): {problem[0]}; {fix}. Scores on mismatched scales are wrong."
+            )
+    return converted
+
+
+def _scale_problem(low: float, high: float, gt_top: float) -> tuple[str, str] | None:
+    """Why predictions in [low, high] are not on the ground truth's 0..255 scale, and the
+    --pred-range that would fit; ``None`` when they are (small under/overshoots are normal)."""
+    if high <= 1.0 and low < -0.05:
+        return "they look like network outputs in [-1, 1]", "-1 1"
+    if high <= 1.0 and gt_top > 2.0:
+        return "they look like floats in [0, 1]", "0 1"
+    if high > 1.5 * 255 and gt_top <= 255:
+        return "they exceed 0..255, like floats on the 16-bit scale", "0 65535"
+    return None
 
 
 def _method_dirs(pred: Path, methods: list[str] | None) -> dict[str, Path]:
@@ -188,28 +396,6 @@ def _method_dirs(pred: Path, methods: list[str] | None) -> dict[str, Path]:
             f"--methods {unknown} not found in {pred}; available: {sorted(available)}."
         )
     return {name: available[name] for name in methods}
-
-
-def _pair_files(
-    preds: dict[str, Path], gts: dict[str, Path], method: str
-) -> list[tuple[str, Path, Path]]:
-    if not preds:
-        raise FileNotFoundError(f"no prediction images ({', '.join(IMAGE_SUFFIXES)}) for {method}.")
-    missing = sorted(set(gts) - set(preds))
-    extra = sorted(set(preds) - set(gts))
-    if missing or extra:
-        problems = []
-        if missing:
-            problems.append(
-                f"no prediction for {len(missing)} ground-truth image(s): {_listing(missing)}"
-            )
-        if extra:
-            problems.append(f"no ground truth for {len(extra)} prediction(s): {_listing(extra)}")
-        raise ValueError(
-            f"{method}: " + "; ".join(problems)
-            + ". Predictions and ground truth are paired by file name without extension."
-        )
-    return [(name, preds[name], gts[name]) for name in sorted(gts)]
 
 
 def _listing(names: list[str], limit: int = 5) -> str:

@@ -202,7 +202,7 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
                     .reshape(stack.shape)}
         for suffix, values in maps.items():
             written += _write_result(Path(out_dir) / f"{path.stem}_{suffix}", values, suffix, bit_depth,
-                                     n_samples, dict(options, input=str(path), map=suffix))
+                                     n_samples, dict(options, input=str(path), map=suffix, bit_depth=bit_depth))
     return written
 
 
