@@ -51,7 +51,7 @@ def test_dataset_card_and_figures():
     assert "teachdiff data download zebrafish" in card and "3600 / 200 / 200" in card and "365 nm" in card
     rows = _rows()
     fig = plot_boxplots(rows, "test")
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 3  # LPIPS is n/a in every row: no panel
     result = {"predictions": {"raw": np.zeros((2, 16, 16)), "ddpm": np.full((2, 16, 16), 5.0)},
               "gt": np.full((2, 16, 16), 3.0)}
     fig = plot_examples(result, ["raw", "ddpm"])

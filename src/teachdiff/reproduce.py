@@ -9,7 +9,10 @@
 2. restore the test patches: DDPM (one sample), DDPM-avg (mean of N samples, N = 15 in the
    paper), the baselines and two classical filters;
 3. post-process as the paper (§3.6): CARE, Noise2Void and UNet-RCAN outputs are clipped to
-   [0, 255] and linearly rescaled to the GT training distribution; DDPM and pix2pix are clipped;
+   [0, 255] and linearly rescaled to the GT training distribution; DDPM and pix2pix are clipped.
+   The two classical filters, which the paper does not score, are rescaled like CARE: a filter
+   cannot change the intensity scale (low dose -> high dose), so without it they would be scored
+   on brightness, like the raw input, rather than on structure;
 4. score every image with every metric (``teachdiff.metrics.evaluate``), write ``scores.csv``,
    the median table next to the paper's numbers with the difference (``table.md``), box plots
    like Figs. 1A-4A (``boxplots.png``) and the averaging curve of Fig. S1 (``averaging.png``).
@@ -37,10 +40,16 @@ import teachdiff
 from teachdiff import metrics, stats
 from teachdiff.paper import METHOD_LABELS, paper_value
 
-__all__ = ["ReproduceConfig", "reproduce", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
+__all__ = ["ReproduceConfig", "reproduce", "postprocess", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
            "plot_examples", "add_parser"]
 
-RESCALED = ("care", "n2v", "rcan")  # §3.6: these outputs are rescaled to the GT distribution
+RESCALED = ("care", "n2v", "rcan", "gaussian", "nlm")  # §3.6 (+ the classical filters): rescaled to the GT
+RESOLUTION_METRICS = ("resolution", "resolution_ratio")
+NO_PEAK = "n/a (no peak)"
+NO_PEAK_NOTE = (f"{NO_PEAK}: the decorrelation analysis found no significant peak in d(r) for any image of "
+                "this method (no structure detectable above the noise, typical of raw low-dose inputs), so "
+                "the resolution is undefined; the ratio is undefined when the prediction or the GT has none. "
+                "(k/n no peak): the median is over the images that have a peak.")
 TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
 LABELS = {**METHOD_LABELS, "gaussian": "Gaussian filter", "nlm": "Non-local means"}
 METRIC_LABELS = {"mae": "MAE ↓", "psnr": "PSNR ↑", "ms_ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "nrmse": "NRMSE ↓",
@@ -93,7 +102,9 @@ def _stack(dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Run the whole comparison for ``cfg.dataset``; returns the median table rows."""
+    """Run the whole comparison for ``cfg.dataset``; returns the median table and per-image rows,
+    the post-processed predictions (0..255), the inputs ``x``, the GT and the GT training
+    ``reference`` that the rescaled methods were mapped onto."""
     from teachdiff.data import get_dataset_info, make_datasets
     from teachdiff.infer import sample_tiled
 
@@ -130,13 +141,13 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
             continue
         with torch.no_grad():
             pred = _to255(method.restore(x.to(device), generator=generator)[:, 0])
-        predictions[model] = metrics.clip_and_rescale(pred, reference) if model in RESCALED else np.clip(pred, 0, 255)
+        predictions[model] = postprocess(model, pred, reference)
     if cfg.classical:
         from teachdiff.baselines.classical import GaussianFilter, NonLocalMeans
 
         x_val, y_val = _stack(test_sets["val"], 8)
         for name, cls in (("gaussian", GaussianFilter), ("nlm", NonLocalMeans)):
-            predictions[name] = _to255(cls.fit(x_val, y_val).restore(x)[:, 0])
+            predictions[name] = postprocess(name, _to255(cls.fit(x_val, y_val).restore(x)[:, 0]), reference)
 
     rows = []
     for name, pred in tqdm(predictions.items(), desc="scoring", disable=not progress):
@@ -150,7 +161,14 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     if averaging_curve is not None:
         _plot_averaging(averaging_curve, out_dir / "averaging.png", cfg)
     return {"table": table, "rows": rows, "averaging_curve": averaging_curve, "predictions": predictions,
-            "x": x, "gt": gt}
+            "x": x, "gt": gt, "reference": reference}
+
+
+def postprocess(method: str, pred: np.ndarray, reference: metrics.IntensityReference) -> np.ndarray:
+    """§3.6: clip one method's stack of predictions (0..255 scale) to [0, 255]; the methods in
+    ``RESCALED`` are then mapped linearly onto the GT training distribution ``reference``
+    (:func:`teachdiff.metrics.clip_and_rescale`, one map per method)."""
+    return metrics.clip_and_rescale(pred, reference) if method in RESCALED else np.clip(pred, 0, 255)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -172,6 +190,8 @@ def _median_table(rows: list[dict], dataset: str) -> list[dict]:
             ours = float(np.nanmedian(v)) if np.isfinite(v).any() else math.nan
             paper = paper_value(reference_dataset, method, metric)
             row[metric] = ours
+            row[f"{metric}_undefined"] = int((~np.isfinite(v)).sum())
+            row["n_images"] = len(v)
             row[f"{metric}_paper"] = math.nan if paper is None else paper
             row[f"{metric}_diff"] = ours - paper if paper is not None else math.nan
         if method != "ddpm-avg" and "ddpm-avg" in methods:
@@ -186,6 +206,23 @@ def _fmt(v: float, digits: int = 2) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
+def _ours(row: dict, metric: str, digits: int = 2) -> str:
+    """Our median; for the resolution columns "n/a (no peak)" when no image has a decorrelation
+    peak, and the count when only some have none (see ``NO_PEAK_NOTE``)."""
+    text = _fmt(row[metric], digits)
+    undefined = row.get(f"{metric}_undefined", 0)
+    if metric not in RESOLUTION_METRICS or not undefined:
+        return text
+    if undefined == row["n_images"]:
+        return NO_PEAK
+    return f"{text} ({undefined}/{row['n_images']} no peak)"
+
+
+def _no_peak_footnote(table: list[dict], metrics_shown) -> list[str]:
+    shown = [m for m in metrics_shown if m in RESOLUTION_METRICS]
+    return ["", NO_PEAK_NOTE] if any(row.get(f"{m}_undefined", 0) for row in table for m in shown) else []
+
+
 def _table_markdown(table: list[dict], cfg: ReproduceConfig) -> str:
     synthetic = cfg.dataset.startswith("synthetic-")
     lines = [f"# {cfg.dataset}: medians over {cfg.test_images or 'all'} test patches ({cfg.preset} preset)", ""]
@@ -195,11 +232,12 @@ def _table_markdown(table: list[dict], cfg: ReproduceConfig) -> str:
     header = "| method | " + " | ".join(f"{m} (ours / paper / Δ)" for m in TABLE_METRICS) + " | MAE vs DDPM-avg |"
     lines += [header, "|" + "---|" * (len(TABLE_METRICS) + 2)]
     for row in table:
-        cells = [f"{_fmt(row[m])} / {_fmt(row[m + '_paper'])} / {_fmt(row[m + '_diff'])}" for m in TABLE_METRICS]
+        cells = [f"{_ours(row, m)} / {_fmt(row[m + '_paper'])} / {_fmt(row[m + '_diff'])}" for m in TABLE_METRICS]
         label = LABELS.get(row["method"], row["method"])
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {row.get('mae_vs_ddpm_avg', '')} |")
     lines += ["", "Stars: Mood's median test of the per-image MAE against DDPM-avg "
               "(*** p < .001, ** p < .01, * p < .05, ns otherwise), as in Fig. 1A."]
+    lines += _no_peak_footnote(table, TABLE_METRICS)
     return "\n".join(lines) + "\n"
 
 
@@ -216,21 +254,24 @@ def plot_boxplots(rows: list[dict], dataset: str, metrics_shown=("mae", "psnr", 
     """Box plots of the per-image scores, one panel per metric, like Figs. 1A-4A.
 
     Above each box the stars of Mood's median test against ``reference`` (DDPM-avg in the paper;
-    *** p < .001, ** p < .01, * p < .05, ns). Metrics without finite values (LPIPS without its
-    weights) get an empty panel marked n/a. Returns a :class:`matplotlib.figure.Figure`.
+    *** p < .001, ** p < .01, * p < .05, ns). Metrics without any finite value (LPIPS without its
+    weights) get no panel; the title says which were left out. Returns a
+    :class:`matplotlib.figure.Figure`.
     """
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    fig = _figure((3.6 * len(metrics_shown), 3.6))
-    axes = fig.subplots(1, len(metrics_shown), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics_shown):
-        data = [np.array([r[metric] for r in rows if r["method"] == m], dtype=float) for m in methods]
-        data = [d[np.isfinite(d)] for d in data]
-        ax.set_xticks(range(1, len(methods) + 1), [LABELS.get(m, m) for m in methods], rotation=60,
-                      fontsize=7)
-        ax.set_title(METRIC_LABELS.get(metric, metric) + ("" if any(len(d) for d in data) else " (n/a here)"))
-        if not any(len(d) for d in data):
-            continue
+    per_metric = {metric: [np.array([r[metric] for r in rows if r["method"] == m], dtype=float) for m in methods]
+                  for metric in metrics_shown}
+    per_metric = {metric: [d[np.isfinite(d)] for d in data] for metric, data in per_metric.items()}
+    shown = [metric for metric, data in per_metric.items() if any(len(d) for d in data)]
+    left_out = [METRIC_LABELS.get(m, m) for m in metrics_shown if m not in shown]
+    fig = _figure((3.6 * max(len(shown), 1), 3.6))
+    axes = fig.subplots(1, max(len(shown), 1), squeeze=False)[0]
+    for ax, metric in zip(axes, shown):
+        data = per_metric[metric]
         ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
+        # after boxplot(), which replaces the tick labels with 1..N
+        ax.set_xticks(range(1, len(methods) + 1), [LABELS.get(m, m) for m in methods], rotation=60, fontsize=7)
+        ax.set_title(METRIC_LABELS.get(metric, metric))
         if reference in methods:
             ref = data[methods.index(reference)]
             top = max(d.max() for d in data if len(d))
@@ -239,8 +280,13 @@ def plot_boxplots(rows: list[dict], dataset: str, metrics_shown=("mae", "psnr", 
                     ax.annotate(stats.stars(stats.mood_median_test(d, ref).p_value), (k, top), ha="center",
                                 va="bottom", fontsize=8)
             ax.margins(y=0.12)
-    fig.suptitle(f"{dataset}: per-image scores (stars: Mood's median test vs {LABELS.get(reference, reference)})",
-                 fontsize=10)
+    if not shown:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "no finite scores to plot", ha="center", va="center", transform=axes[0].transAxes)
+    title = f"{dataset}: per-image scores (stars: Mood's median test vs {LABELS.get(reference, reference)})"
+    if left_out:
+        title += f"\n{', '.join(left_out)}: n/a for every image here, not shown"
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -347,9 +393,13 @@ def comparison_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssi
     header = "| method | " + " | ".join(f"{METRIC_LABELS.get(m, m)}<br>ours / paper / Δ" for m in metrics_shown) + " |"
     lines = [header, "|---" * (len(metrics_shown) + 1) + "|"]
     for row in table:
-        cells = [" / ".join(_fmt(row[f"{m}{suffix}"], 0 if m == "resolution" else digits)
-                            for suffix in ("", "_paper", "_diff")) for m in metrics_shown]
+        cells = []
+        for m in metrics_shown:
+            places = 0 if m == "resolution" else digits
+            cells.append(" / ".join([_ours(row, m, places)] + [_fmt(row[f"{m}{suffix}"], places)
+                                                             for suffix in ("_paper", "_diff")]))
         lines.append(f"| {LABELS.get(row['method'], row['method'])} | " + " | ".join(cells) + " |")
+    lines += _no_peak_footnote(table, metrics_shown)
     return "\n".join(lines) + "\n"
 
 
