@@ -115,7 +115,7 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     info = get_dataset_info(cfg.dataset)
     quick = cfg.preset == "quick"
     test_sets = make_datasets(cfg.dataset, patch_size=cfg.test_patch_size, quick=quick, seed=cfg.seed,
-                              augmentation=False)
+                              augmentation=False, progress=progress)
     x, y = _stack(test_sets["test"], cfg.test_images)
     gt = _to255(y[:, 0])
     reference = metrics.IntensityReference.from_images(

@@ -349,7 +349,7 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
         from teachdiff.data import make_datasets
 
         datasets = make_datasets(cfg.dataset, root=cfg.data_root, patch_size=cfg.patch_size,
-                                 quick=cfg.preset == "quick", seed=cfg.seed)
+                                 quick=cfg.preset == "quick", seed=cfg.seed, progress=progress and is_main)
     train_set, val_set = datasets["train"], datasets["val"]
     if len(train_set) == 0:
         raise ValueError(f"the training split of {cfg.dataset!r} is empty; check the dataset with "

@@ -204,12 +204,14 @@ def make_datasets(
     seed: int = 0,
     augmentation: Augmentation | bool = True,
     synthetic_sizes: SyntheticSizes | None = None,
+    progress: bool = True,
 ) -> dict[str, PairedPatchDataset]:
     """The train/val/test :class:`PairedPatchDataset` of a registered dataset.
 
     ``patch_size`` defaults to 256 (the paper), or 64 for ``synthetic-*`` in quick mode.
     ``quick`` (default: ``teachdiff.quick_mode()``) shrinks synthetic data to CPU size and
-    keeps a small, evenly spread subset of the patches of a real dataset.
+    keeps a small, evenly spread subset of the patches of a real dataset. ``progress=False``
+    hides the registration progress bar of a real dataset.
     """
     from teachdiff import quick_mode
 
@@ -222,7 +224,7 @@ def make_datasets(
             raise ValueError(f"'{name}' is generated on the fly and takes no root folder; drop root=.")
         sets = synthetic_patch_sets(info.synthetic_case, patch_size, synthetic_sizes or SyntheticSizes.default(patch_size, quick), seed)
     else:
-        sets = prepare_dataset(name, root, patch_size)
+        sets = prepare_dataset(name, root, patch_size, progress=progress)
     if augmentation is True:
         augmentation = Augmentation()
     datasets = {}
