@@ -12,6 +12,8 @@ samples, it writes ``<name>_restored.tif`` only. All TIFFs are float32 with the 
 and width (a z-stack gives stacks, restored slice by slice); intensities are in the input's own
 scale (0..255 for 8-bit, 0..65535 for 16-bit). Each TIFF has an 8-bit PNG preview beside it (the
 middle slice of a stack; the std map scaled to its 99.5th percentile, the entropy map to ln N).
+Each TIFF's description holds the options as JSON, with the input's bit depth, so that
+``teachdiff evaluate --pred OUT`` scores the ``_mean`` / ``_restored`` TIFFs on the right scale.
 
 Large images are processed in overlapping tiles (``--tile``, ``--overlap``) blended without
 seams. Existing results are never overwritten unless ``--overwrite`` is given.
