@@ -151,3 +151,17 @@ def test_evaluate_no_progress_prints_no_bar_and_warnings_are_not_inside_the_bar(
     warned = [s for s in segments if "MetricWarning" in s]
     assert warned and not any("%|" in s or "scoring" in s for s in warned)
     assert any("scoring pred" in s for s in segments)
+
+
+def test_evaluate_reports_a_resolution_without_decorrelation_peak_as_nan(gt_dir, tmp_path, capsys):
+    pred = tmp_path / "noise"
+    pred.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(rng.integers(60, 140, (SIZE, SIZE), dtype=np.uint8)).save(pred / f"fov_{i}.png")
+    assert cli.main(["evaluate", "--pred", str(pred), "--gt", str(gt_dir), "--out", str(tmp_path / "s.csv"),
+                     "--no-lpips", "--no-progress", "--pixel-size", "20"]) == 0
+    rows = rows_of(tmp_path / "s.csv")
+    assert all(r["resolution"] == "nan" and r["resolution_ratio"] == "nan" for r in rows)
+    assert all(float(r["resolution_gt"]) < 98 * 20 for r in rows)  # the GT's own resolution is measured
+    assert "3 prediction(s) have no decorrelation peak" in capsys.readouterr().out

@@ -45,9 +45,9 @@ def test_resolution_column_says_no_peak_instead_of_a_number_when_decorrelation_f
     assert raw_line.count(f"{NO_PEAK} /") == 2
     avg_line = next(line for line in text.splitlines() if line.startswith("| DDPM-avg |"))
     assert "151 (1/4 no peak)" in avg_line  # median of 150, 151, 152 with the count of the rest
-    assert "no significant peak" in text  # the legend says why
+    assert "not a measurement" in text  # the legend says why
     full = _table_markdown(table, ReproduceConfig("synthetic-microtubules"))
-    assert NO_PEAK in full and "no significant peak" in full
+    assert NO_PEAK in full and "not a measurement" in full
     defined = comparison_markdown(_median_table(_rows(lambda m, i: 120.0), "synthetic-microtubules"), ["resolution"])
     assert "no peak" not in defined and "| Raw | 120 /" in defined
 
@@ -59,3 +59,23 @@ def test_boxplots_label_every_panel_with_the_methods_and_hide_all_na_metrics():
     for ax in fig.axes:
         assert [t.get_text() for t in ax.get_xticklabels()] == ["Raw", "DDPM-avg"]
     assert "LPIPS ↓: n/a for every image here, not shown" in fig.get_suptitle()
+
+
+def test_a_resolution_at_the_first_grid_radius_is_not_reported_as_a_measurement():
+    """White noise has no decorrelation peak: k_c is the grid's first radius 1/49 and R = 98
+    pixels (2042 nm at 20.8 nm), which the tables must show as n/a, not as a resolution."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(100, 20, (192, 192))
+    structure = ndimage.gaussian_filter(rng.random((192, 192)), 2) * 2000
+    pixel = 20.83
+    analysis = metrics.decorrelation_analysis(noise, pixel_size=pixel)
+    assert analysis.kc == pytest.approx(1 / 49) and analysis.resolution == pytest.approx(98 * pixel)
+    scores = metrics.evaluate(noise, structure, pixel_size=pixel, lpips=False)
+    cleaned = metrics.without_grid_floor(scores, pixel)
+    assert math.isnan(cleaned["resolution"]) and math.isnan(cleaned["resolution_ratio"])
+    assert cleaned["resolution_gt"] == scores["resolution_gt"] < 10 * pixel  # a real measurement stays
+    assert cleaned["mae"] == scores["mae"]
+    swapped = metrics.without_grid_floor(metrics.evaluate(structure, noise, pixel_size=pixel, lpips=False), pixel)
+    assert np.isfinite(swapped["resolution"]) and math.isnan(swapped["resolution_gt"])

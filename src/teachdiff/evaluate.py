@@ -26,7 +26,9 @@ images yourself (same rule for predictions and ground truth) and save them as fl
 Predictions on another scale than the ground truth (floats in [0, 1], network outputs in
 [-1, 1], floats on the 16-bit scale) would give wrong numbers silently; they are refused with a
 message unless ``--pred-range LOW HIGH`` says what the prediction values span (they are then
-mapped linearly onto 0..255).
+mapped linearly onto 0..255). A resolution at the first radius of the decorrelation grid (no peak:
+2 x 49 pixels, a property of the grid, not of the image) is reported as nan
+(:func:`teachdiff.metrics.without_grid_floor`).
 """
 
 from __future__ import annotations
@@ -121,13 +123,19 @@ def run(args: argparse.Namespace) -> int:
     converted_16bit = _check_ranges(predictions, gt_files, names, pred_range)
 
     rows = []
+    no_peak = 0
     for method, matched in predictions.items():
         for name in tqdm(names, desc=f"scoring {method}", file=sys.stderr, disable=not progress):
             pred_path, gt_path = matched[name], gt_files[name]
             pred = _to_255(read_image_255(pred_path)[0], pred_range)
             gt = read_image_255(gt_path)[0]
-            scores = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips)
+            measured = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips)
+            scores = metrics.without_grid_floor(measured, args.pixel_size)
+            no_peak += np.isfinite(measured["resolution"]) and not np.isfinite(scores["resolution"])
             rows.append({"method": method, "image": name, "pixel_size": args.pixel_size, **scores})
+    if no_peak:
+        notes.append(f"{no_peak} prediction(s) have no decorrelation peak beyond the grid's first radius: their "
+                     "resolution is not a measurement and is reported as nan (n/a), see metrics.without_grid_floor.")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as handle:

@@ -46,10 +46,11 @@ __all__ = ["ReproduceConfig", "reproduce", "postprocess", "choose_dataset", "dat
 RESCALED = ("care", "n2v", "rcan", "gaussian", "nlm")  # §3.6 (+ the classical filters): rescaled to the GT
 RESOLUTION_METRICS = ("resolution", "resolution_ratio")
 NO_PEAK = "n/a (no peak)"
-NO_PEAK_NOTE = (f"{NO_PEAK}: the decorrelation analysis found no significant peak in d(r) for any image of "
-                "this method (no structure detectable above the noise, typical of raw low-dose inputs), so "
-                "the resolution is undefined; the ratio is undefined when the prediction or the GT has none. "
-                "(k/n no peak): the median is over the images that have a peak.")
+NO_PEAK_NOTE = (f"{NO_PEAK}: for no image of this method does the decorrelation analysis find a peak of d(r) "
+                "beyond its first radius (no structure detectable above the noise, typical of raw low-dose "
+                "inputs): the resolution would be the grid's first radius (2 x 49 pixels), not a measurement, "
+                "and the ratio is undefined when the prediction or the GT has no peak. "
+                "(k/n no peak): the median is over the images that have one.")
 TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
 LABELS = {**METHOD_LABELS, "gaussian": "Gaussian filter", "nlm": "Non-local means"}
 METRIC_LABELS = {"mae": "MAE ↓", "psnr": "PSNR ↑", "ms_ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "nrmse": "NRMSE ↓",
@@ -152,7 +153,8 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     rows = []
     for name, pred in tqdm(predictions.items(), desc="scoring", disable=not progress):
         for i in range(len(gt)):
-            scores = metrics.evaluate(pred[i], gt[i], pixel_size=info.pixel_size_nm)
+            scores = metrics.without_grid_floor(metrics.evaluate(pred[i], gt[i], pixel_size=info.pixel_size_nm),
+                                        info.pixel_size_nm)
             rows.append({"method": name, "image": i, **scores})
     _write_csv(out_dir / "scores.csv", rows)
     table = _median_table(rows, cfg.dataset)

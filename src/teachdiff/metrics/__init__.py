@@ -13,6 +13,7 @@ process when torchvision or its weights are unavailable.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -87,6 +88,7 @@ __all__ = [
     "per_image",
     "psnr",
     "resolution_ratio",
+    "without_grid_floor",
 ]
 
 
@@ -138,6 +140,25 @@ def evaluate(
         "resolution_gt": resolution_gt,
         "resolution_ratio": resolution / resolution_gt,
     }
+
+
+def without_grid_floor(scores: dict[str, float], pixel_size: float) -> dict[str, float]:
+    """``scores`` with an unmeasured resolution set to ``nan`` (shown as "n/a (no peak)").
+
+    When no curve of the decorrelation analysis has a peak beyond the first nonzero radius of
+    its grid, 1 / (n_radii - 1) of Nyquist, k_c is that radius (the unfiltered curve keeps the
+    image's mean and always peaks there, as in ``getDcorr.m``) and R = 2 (n_radii - 1) pixels:
+    a property of the grid, not of the image. Such values (and ratios involving them) become
+    ``nan``; every other score is unchanged.
+    """
+    n_radii = inspect.signature(decorrelation_analysis).parameters["n_radii"].default
+    floor = 2.0 * pixel_size * (n_radii - 1) * (1 - 1e-9)
+    scores = dict(scores)
+    for key in ("resolution", "resolution_gt"):
+        if scores[key] >= floor:
+            scores[key] = float("nan")
+    scores["resolution_ratio"] = scores["resolution"] / scores["resolution_gt"]
+    return scores
 
 
 def evaluate_batch(
