@@ -122,9 +122,9 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
 
     Fails before any work on: a missing input, an unreadable / truncated / colour / non-8/16-bit
     image (every input is decoded once here, so a bad file anywhere in the list stops the run
-    before the first image is restored), two inputs with the same name, an output folder that is a file or not
-    writable, and outputs that exist already (unless ``overwrite``). ``outputs`` are the name
-    suffixes (e.g. ``("mean", "std")``); ``()`` checks only the inputs and the folder.
+    before the first image is restored), two inputs with the same name, an output folder that is
+    a file or not writable, and outputs that exist already (unless ``overwrite``). ``outputs``
+    are the name suffixes (e.g. ``("mean", "std")``); ``()`` checks only the inputs and the folder.
     """
     from teachdiff.data.io import read_image
 
