@@ -111,10 +111,10 @@ def test_bad_arguments_say_what_is_valid():
 def test_make_synthetic_dataset_writes_pairs_and_never_overwrites(tmp_path):
     import tifffile
 
-    pairs = make_synthetic_dataset("synapses", n_fov=2, fov_size=64, seed=5, out_dir=tmp_path)
+    pairs = make_synthetic_dataset("synapses", n_fov=3, fov_size=64, seed=5, out_dir=tmp_path)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "raw" / "fov_001.tif"), pairs[1].x)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "gt" / "fov_000.tif"), pairs[0].y)
     before = (tmp_path / "gt" / "fov_000.tif").read_bytes()
     with pytest.raises(FileExistsError, match="nothing was written"):
-        make_synthetic_dataset("synapses", n_fov=2, fov_size=64, seed=6, out_dir=tmp_path)
+        make_synthetic_dataset("synapses", n_fov=3, fov_size=64, seed=6, out_dir=tmp_path)
     assert (tmp_path / "gt" / "fov_000.tif").read_bytes() == before

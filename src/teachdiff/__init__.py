@@ -20,16 +20,52 @@ def device(prefer: str | None = None) -> torch.device:
 
     Use this everywhere instead of hard-coding a CUDA device, so the same code runs on Colab, a
     laptop and CI.
-    ``prefer`` ("cpu", "cuda", "mps") forces a choice, e.g. for reproducible CPU tests.
+    ``prefer`` ("cpu", "cuda", "cuda:1", "mps") forces a choice, e.g. for reproducible CPU tests;
+    a name torch does not know, or a device this machine does not have, is a ``ValueError``
+    that says which devices there are.
     """
     if prefer is not None:
-        return torch.device(prefer)
+        return _available_device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _available_device(name: str | torch.device) -> torch.device:
+    """``torch.device(name)`` after checking that this machine has that device."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {str(name)!r}; teachdiff runs on cpu, cuda, cuda:N or mps, and this "
+                         f"machine has: {_device_list()}.")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(name)!r} was asked for, but CUDA is not available on this machine "
+                             f"(no NVIDIA GPU, or a CPU-only build of torch {torch.__version__}); "
+                             f"valid devices are {_device_list()}.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(name)!r} does not exist: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s); valid devices are {_device_list()}.")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device {str(name)!r} was asked for, but Apple MPS is not available on this machine; "
+                         f"valid devices are {_device_list()}.")
+    return dev
+
+
+def _device_list() -> str:
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return ", ".join(names)
 
 
 def quick_mode() -> bool:

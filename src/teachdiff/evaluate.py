@@ -44,6 +44,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from teachdiff import metrics, stats
+from teachdiff.cli import positive_float
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
@@ -81,7 +82,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--pixel-size",
-        type=float,
+        type=positive_float,
         default=1.0,
         metavar="NM",
         help="pixel size for the resolution (default 1: resolution in pixels)",

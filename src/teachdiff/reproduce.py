@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 import teachdiff
 from teachdiff import metrics, stats
+from teachdiff.cli import positive_int
 from teachdiff.paper import METHOD_LABELS, paper_value
 
 __all__ = ["ReproduceConfig", "reproduce", "postprocess", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
@@ -423,8 +424,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--preset", default="quick", choices=["quick", "paper"])
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
-    p.add_argument("--samples", type=int, help="samples averaged for DDPM-avg (paper: 15)")
-    p.add_argument("--test-images", type=int, help="score only the first N test patches")
+    p.add_argument("--samples", type=positive_int, help="samples averaged for DDPM-avg (paper: 15)")
+    p.add_argument("--test-images", type=positive_int, help="score only the first N test patches")
     p.add_argument("--train", action="store_true",
                    help="train every model with the preset even where the model zoo has one")
     p.add_argument("--no-progress", action="store_true")

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from teachdiff.cli import non_negative_int, positive_int
+
 EXAMPLES = """
 examples:
   # DDPM-avg of 15 samples with uncertainty maps (the paper's setting, 200 DDPM steps)
@@ -61,17 +63,18 @@ def add_parser(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="8/16-bit grayscale TIFF or PNG images or z-stacks")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a checkpoint written by `teachdiff train` (best.pt)")
+    source.add_argument("--checkpoint",
+                        help="a checkpoint written by `teachdiff train` (best.pt), or that run's --out folder")
     source.add_argument("--model", help="a trained model from the zoo, by name (`teachdiff weights list`)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--samples", type=int, default=15, help="samples averaged into DDPM-avg (default 15, §S5)")
+    p.add_argument("--samples", type=positive_int, default=15, help="samples averaged into DDPM-avg (default 15, §S5)")
     p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"],
                    help="ddpm: the paper's sampler over all T steps; ddim: --steps steps (default ddpm)")
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20; ignored by ddpm)")
-    p.add_argument("--tile", type=int, default=256, help="tile size in pixels; 0 = whole image at once (default 256)")
-    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
-    p.add_argument("--batch-size", type=int, help="images per network call (default: chosen from the device)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling noise (default 0)")
+    p.add_argument("--steps", type=positive_int, default=20, help="DDIM steps (default 20; ignored by ddpm)")
+    p.add_argument("--tile", type=non_negative_int, default=256, help="tile size in pixels; 0 = whole image at once (default 256)")
+    p.add_argument("--overlap", type=non_negative_int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
+    p.add_argument("--batch-size", type=positive_int, help="images per network call (default: chosen from the device)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling noise (default 0)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
@@ -80,7 +83,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     import teachdiff
-    from teachdiff.train import load_method
+    from teachdiff.train import checkpoint_file, load_method
 
     device = teachdiff.device(args.device)
     # Check the inputs and the output folder before the (slow) checkpoint load and restoration.
@@ -90,7 +93,10 @@ def run(args) -> int:
 
         method = zoo.load(args.model, map_location=device)
     else:
-        method = load_method(args.checkpoint, map_location=device)
+        checkpoint = checkpoint_file(args.checkpoint)
+        if checkpoint != Path(args.checkpoint):
+            print(f"using {checkpoint}: the best checkpoint of the training run in {args.checkpoint}")
+        method = load_method(checkpoint, map_location=device)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress)

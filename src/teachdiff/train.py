@@ -15,6 +15,7 @@ makes resume exact without replaying the data.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -33,11 +34,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 import teachdiff
+from teachdiff.guards import FolderLock, GracefulStop, ignore_interrupts
 from teachdiff.methods import DiffusionConfig, RestorationMethod, build_method, method_class
 from teachdiff.unet import UNetConfig
 
 __all__ = ["TrainConfig", "train_preset", "train", "TrainResult", "train_or_load", "runs_dir", "save_checkpoint",
-           "load_checkpoint", "load_method", "CHECKPOINT_FORMAT"]
+           "load_checkpoint", "load_method", "checkpoint_file", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "teachdiff-checkpoint-v1"
 
@@ -127,9 +129,27 @@ def save_checkpoint(path: str | Path, method: RestorationMethod, **state) -> Pat
     return path
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint file with clear errors for a missing, corrupt or foreign file."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names: ``path`` itself, or ``path/best.pt`` when ``path`` is the
+    folder of a training run (``teachdiff train --out path``)."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "best.pt").is_file():
+        return path / "best.pt"
+    found = sorted(p.name for p in path.glob("*.pt"))
+    raise FileNotFoundError(f"checkpoint {path} is a folder without best.pt"
+                            + (f" (it holds {', '.join(found)}); pass one of those files" if found else
+                               "; pass a checkpoint file or the --out folder of a `teachdiff train` run") + ".")
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint file with clear errors for a missing, corrupt or foreign file.
+
+    ``path`` may be a run folder: its ``best.pt`` is read (:func:`checkpoint_file`)."""
+    path = checkpoint_file(path)
+    if isinstance(map_location, (str, torch.device)):
+        map_location = teachdiff.device(map_location)  # a clear error for a device this machine lacks
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train one with `teachdiff train ... --out DIR` "
                                 "(it writes DIR/best.pt and DIR/last.pt).")
@@ -231,15 +251,13 @@ class TrainResult:
     best_checkpoint: Path
     last_checkpoint: Path
     history: list[dict] = field(default_factory=list)
-    finished: bool = True  # False when stopped by max_steps / max_minutes (resume with resume=True)
+    finished: bool = True  # False when stopped by max_steps / max_minutes / a signal (resume with resume=True)
+    stop_reason: str | None = None  # when stopped early: "max_steps", "max_minutes", "SIGINT", "SIGTERM"
 
 
-def _prepare_out_dir(out_dir: Path, resume: bool) -> None:
+def _prepare_out_dir(out_dir: Path, resume: bool, guards: contextlib.ExitStack) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir} is a file; give a folder for the checkpoints and logs.")
-    if (out_dir / "last.pt").exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a training run (last.pt); pass --resume to continue it "
-                              "or choose a new --out folder. Nothing was overwritten.")
     if resume and not (out_dir / "last.pt").exists():
         raise FileNotFoundError(f"--resume: {out_dir / 'last.pt'} does not exist; start without --resume.")
     try:
@@ -250,6 +268,10 @@ def _prepare_out_dir(out_dir: Path, resume: bool) -> None:
     except OSError as err:
         raise PermissionError(f"cannot write to {out_dir} ({err.strerror}); choose a writable --out folder "
                               "with free space.") from None
+    guards.enter_context(FolderLock(out_dir))  # before reading last.pt: another run may be writing it
+    if (out_dir / "last.pt").exists() and not resume:
+        raise FileExistsError(f"{out_dir} already holds a training run (last.pt); pass --resume to continue it "
+                              "or choose a new --out folder. Nothing was overwritten.")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -332,13 +354,24 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
     dataset registry, e.g. for your own data. ``resume=True`` continues ``out_dir/last.pt``.
     Under ``torchrun --nproc_per_node N`` each process takes ``batch_size`` images per step: the
     effective batch is ``N * batch_size``; the learning rate is not rescaled (pass ``lr`` yourself).
+
+    One run at a time writes to ``out_dir``: a second one fails at once, naming the process that
+    holds the folder (:class:`teachdiff.guards.FolderLock`). Ctrl-C (SIGINT) or SIGTERM stops
+    the run after the current step with the checkpoint ``resume=True`` continues exactly, as
+    ``max_steps`` does (:class:`teachdiff.guards.GracefulStop`); a second Ctrl-C aborts at once.
     """
+    with contextlib.ExitStack() as guards:
+        return _train(config, method_config, Path(out_dir), resume, datasets, progress, device, guards)
+
+
+def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, datasets: dict[str, Dataset] | None,
+           progress: bool, device, guards: contextlib.ExitStack) -> TrainResult:
     cfg = config
-    out_dir = Path(out_dir)
     rank, world_size, local_rank = _distributed()
     is_main = rank == 0
     if is_main:
-        _prepare_out_dir(out_dir, resume)
+        _prepare_out_dir(out_dir, resume, guards)
+    stop = guards.enter_context(GracefulStop())
     if world_size > 1:
         dist.barrier()
     if device is None:
@@ -413,7 +446,8 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
 
     seeded_train = _SeededItems(train_set, cfg.seed)
     start_time = time.monotonic()
-    stopped = False
+    stopped, stop_reason = False, None
+    stop.start()  # from here on, Ctrl-C / SIGTERM end the run with a checkpoint
     bar = tqdm(total=total_steps, initial=step, desc=f"train {cfg.model} on {cfg.dataset}",
                disable=not (progress and is_main), dynamic_ncols=True)
     method.train()
@@ -421,7 +455,8 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
         batches = _epoch_batches(len(train_set), epoch, cfg.seed, cfg.batch_size, world_size, rank,
                                  steps_per_epoch)[batch_in_epoch:]
         loader = DataLoader(seeded_train, batch_sampler=batches, num_workers=cfg.num_workers,
-                            pin_memory=device.type == "cuda")
+                            pin_memory=device.type == "cuda",
+                            worker_init_fn=ignore_interrupts if cfg.num_workers else None)
         losses, epoch_start, images = [], time.monotonic(), 0
         for batch in loader:
             x, y = (t.to(device, non_blocking=True) for t in _unpack(batch))
@@ -465,7 +500,13 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4f}", lr=f"{schedulers[0].get_last_lr()[0]:.2e}")
             out_of_time = cfg.max_minutes is not None and time.monotonic() - start_time > 60 * cfg.max_minutes
-            if (cfg.max_steps is not None and step >= cfg.max_steps) or out_of_time:
+            stop_reason = ("max_steps" if cfg.max_steps is not None and step >= cfg.max_steps else
+                           "max_minutes" if out_of_time else stop.requested)
+            if world_size > 1:  # a signal or the clock may reach one process first: all stop at one step
+                flags = torch.tensor([stop_reason is not None], dtype=torch.float32, device=device)
+                dist.all_reduce(flags)
+                stop_reason = stop_reason or ("stopped by another process" if flags.item() else None)
+            if stop_reason is not None:
                 stopped = True
                 break
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
@@ -501,8 +542,11 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
     if world_size > 1:
         dist.barrier()
     if stopped and is_main:
-        print(f"stopped at step {step} (budget); continue with --resume --out {out_dir}")
-    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", history, finished=not stopped)
+        why = "budget" if stop_reason.startswith("max_") else stop_reason
+        print(f"stopped at step {step} ({why}); checkpoint {out_dir / 'last.pt'} written; continue with the "
+              f"same command plus --resume --out {out_dir}")
+    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", history, finished=not stopped,
+                       stop_reason=stop_reason if stopped else None)
 
 
 def runs_dir() -> Path:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
+
+from teachdiff.cli import non_negative_int, positive_float, positive_int, unit_interval
 
 EXAMPLES = """
 examples:
@@ -41,16 +44,16 @@ def add_parser(subparsers) -> None:
                    help="quick: minutes on a CPU; paper: the paper's settings (GPU)")
     p.add_argument("--out", required=True, help="folder for checkpoints (best.pt, last.pt) and logs")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    p.add_argument("--max-minutes", type=float, help="stop after this many minutes (resumable)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (resumable)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--steps-per-epoch", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--patch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--ema", type=float, help="EMA decay of the weights, e.g. 0.999 (default: none, as the paper)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--num-workers", type=int)
+    p.add_argument("--max-minutes", type=positive_float, help="stop after this many minutes (resumable)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimizer steps (resumable)")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--steps-per-epoch", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--patch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
+    p.add_argument("--ema", type=unit_interval, help="EMA decay of the weights, e.g. 0.999 (default: none, as the paper)")
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--num-workers", type=non_negative_int)
     p.add_argument("--data-root", help="folder of the dataset (default: the teachdiff data folder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=run)
@@ -69,4 +72,4 @@ def run(args) -> int:
     best = [r["val_mae"] for r in result.history if "val_mae" in r]
     summary = f"best validation MAE {min(best):.2f}" if best else "no validation yet"
     print(f"{'finished' if result.finished else 'stopped'}: {summary}; checkpoints in {result.out_dir}")
-    return 0
+    return 128 + signal.Signals[result.stop_reason] if result.stop_reason in ("SIGINT", "SIGTERM") else 0

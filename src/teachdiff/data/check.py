@@ -32,7 +32,8 @@ class DatasetReport:
     patch_size: int
     splits: dict[str, SplitReport]
     max_shift: tuple[int, int] | None = None
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the loaders would fail or train on bad data
+    warnings: list[str] = field(default_factory=list)  # usable, but not what the paper's data are
 
     @property
     def ok(self) -> bool:
@@ -52,6 +53,9 @@ class DatasetReport:
         for split, r in self.splits.items():
             expected = "-" if r.expected_patches is None else str(r.expected_patches)
             lines.append(f"{split:<7}{r.fovs:>6}{r.pairs:>8}{r.slices:>8}{r.sub_fovs:>10}{r.patches:>9}{expected:>10}")
+        if self.warnings:
+            lines.append(f"warnings ({len(self.warnings)}):")
+            lines += [f"  - {w}" for w in self.warnings]
         if self.problems:
             lines.append(f"problems ({len(self.problems)}):")
             lines += [f"  - {p}" for p in self.problems]
@@ -70,9 +74,12 @@ def check_dataset(
     """Inspect a dataset folder: pairing, bit depth, FOVs and patches per split, problems.
 
     Layout errors (no pairs, unpaired files, size mismatch) raise, as in the loaders; problems
-    that do not stop indexing (unreadable pixel data, a bit depth other than the registry's,
-    patch counts other than Table S1) are collected in ``report.problems``. With ``decode``
-    every file is fully decoded once, which finds truncated files that headers do not reveal.
+    that do not stop indexing (unreadable pixel data, a split without patches) are collected in
+    ``report.problems``. What the loaders handle but differs from the paper's data (a bit depth
+    other than the registry's, patch counts other than Table S1, e.g. a smaller or simulated
+    folder) goes to ``report.warnings``; ``report.ok`` is False only for problems. With
+    ``decode`` every file is fully decoded once, which finds truncated files that headers do
+    not reveal.
     """
     from tqdm.auto import tqdm
 
@@ -82,6 +89,7 @@ def check_dataset(
     folder = _resolve_root(info, root)
     found = find_pairs(folder, info)
     problems: list[str] = []
+    warnings: list[str] = []
     if decode:
         files = sorted({p for pairs in found.values() for pair in pairs for p in (pair.x_path, pair.y_path)})
         for path in tqdm(files, desc="decoding", disable=not progress, leave=False):
@@ -94,7 +102,7 @@ def check_dataset(
         problems.append("registration was skipped because some files cannot be decoded")
     bit_depth = sets["train"].bit_depth
     if bit_depth != info.bit_depth:
-        problems.append(
+        warnings.append(
             f"files are {bit_depth}-bit but '{name}' is expected to be {info.bit_depth}-bit; intensities are "
             f"scaled from the files' bit depth ({bit_depth})"
         )
@@ -122,7 +130,8 @@ def check_dataset(
     if info.table_s1 and patch_size == 256:
         got = tuple(splits[s].patches for s in SPLITS)
         if got != info.table_s1:
-            problems.append(f"patch counts {got} differ from the paper's Table S1 {info.table_s1} (train, val, test)")
+            warnings.append(f"patch counts {got} differ from the paper's Table S1 {info.table_s1} (train, val, "
+                            "test): not the paper's complete dataset; training and scoring work all the same")
     return DatasetReport(
         name=name,
         root=folder,
@@ -133,4 +142,5 @@ def check_dataset(
         splits=splits,
         max_shift=max_shift,
         problems=problems,
+        warnings=warnings,
     )

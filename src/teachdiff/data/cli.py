@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from teachdiff.cli import non_negative_int, positive_int
 from teachdiff.data.registry import DATASETS, data_dir, default_root
 from teachdiff.data.synthetic import CASES
 
@@ -39,17 +40,20 @@ def add_parser(subparsers) -> None:
     check = commands.add_parser("check", help="report FOVs, patches per split, bit depth and problems of a folder")
     check.add_argument("path", nargs="?", default=None, help="dataset folder (default: data dir/<dataset>)")
     check.add_argument("--dataset", required=True, choices=[n for n, i in DATASETS.items() if not i.is_synthetic])
-    check.add_argument("--patch-size", type=int, default=256)
+    check.add_argument("--patch-size", type=positive_int, default=256)
     check.add_argument("--no-decode", action="store_true", help="read only file headers (faster, finds fewer problems)")
     check.set_defaults(func=_check)
 
-    simulate = commands.add_parser("simulate", help="write synthetic (raw, gt) TIFF pairs to a folder")
+    simulate = commands.add_parser("simulate", help="write synthetic (raw, gt) pairs in a dataset's folder layout")
     simulate.add_argument("out", help="output folder (gets raw/ and gt/; existing files are never overwritten)")
-    simulate.add_argument("--case", choices=CASES, required=True)
-    simulate.add_argument("--n-fov", type=int, default=8)
-    simulate.add_argument("--size", type=int, default=512, help="FOV side in pixels")
-    simulate.add_argument("--bit-depth", type=int, choices=(8, 16), default=8)
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--case", choices=CASES, required=True,
+                          help="the paper's dataset to imitate; the folder is accepted by --dataset CASE")
+    simulate.add_argument("--n-fov", type=positive_int, default=8, help="fields of view (at least 3; default 8)")
+    simulate.add_argument("--size", type=positive_int, default=512, help="FOV side in pixels")
+    simulate.add_argument("--bit-depth", type=int, choices=(8, 16), help="default: the dataset's (synapses 16, else 8)")
+    simulate.add_argument("--captures", type=positive_int, default=5,
+                          help="zebrafish: single captures per FOV (FMD has 50; default 5)")
+    simulate.add_argument("--seed", type=non_negative_int, default=0)
     simulate.set_defaults(func=_simulate)
 
 
@@ -87,6 +91,9 @@ def _check(args) -> int:
 def _simulate(args) -> int:
     from teachdiff.data.synthetic import make_synthetic_dataset
 
-    make_synthetic_dataset(args.case, args.n_fov, args.size, args.seed, args.bit_depth, out_dir=args.out)
-    print(f"wrote {args.n_fov} synthetic '{args.case}' pairs to {args.out}/raw and {args.out}/gt")
+    make_synthetic_dataset(args.case, args.n_fov, args.size, args.seed, args.bit_depth, out_dir=args.out,
+                           captures=args.captures)
+    what = f"{args.n_fov} FOVs x {args.captures} captures" if args.case == "zebrafish" else f"{args.n_fov} pairs"
+    print(f"wrote {what} of synthetic '{args.case}' to {args.out}/raw and {args.out}/gt, in the layout of the "
+          f"'{args.case}' dataset; check it with `teachdiff data check {args.out} --dataset {args.case}`")
     return 0

@@ -56,6 +56,7 @@ __all__ = [
     "simulate_structure",
     "simulate_detection",
     "simulate_pair",
+    "simulate_captures",
     "make_synthetic_dataset",
 ]
 
@@ -398,38 +399,99 @@ def fov_seed(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
 
 
+def simulate_captures(pair: SyntheticPair, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` more independent input captures of the field of ``pair``: the same expected image
+    ``E[v] = g lambda + o`` (``pair.expected_x``), fresh photon and read noise (deterministic in ``seed``)."""
+    cfg, units = pair.config, 2.0 ** (pair.bit_depth - 8)
+    gain, offset = cfg.gain * units, cfg.offset * units
+    photons = np.clip((pair.expected_x.astype(np.float64) - offset) / gain, 0, None)
+    rng = np.random.default_rng(seed)
+    return [simulate_detection(photons, rng, gain=gain, offset=offset, read_noise=cfg.read_noise * units,
+                               bit_depth=pair.bit_depth) for _ in range(n)]
+
+
+def _fov_names(case: str, n_fov: int) -> list[tuple[str, int]]:
+    """(name, seed key) of the FOVs written for ``case``: the FOVs a dataset with a fixed split
+    (zebrafish: 19 = test, 20 = val) always included, numbered like the paper's data; otherwise
+    ``fov_000``, ``fov_001``, ..."""
+    from teachdiff.data.registry import PAPER_DATASETS
+
+    fixed = [name for names in PAPER_DATASETS[case].fixed_split.values() for name in names]
+    if not fixed:
+        return [(f"fov_{i:03d}", i) for i in range(n_fov)]
+    numbers = [int(name) for name in fixed]
+    others = [k for k in range(1, n_fov + len(fixed) + 1) if k not in numbers][: n_fov - len(fixed)]
+    return [(str(k), k) for k in sorted(others + numbers)]
+
+
 def make_synthetic_dataset(
     case: str,
     n_fov: int = 8,
     fov_size: int | tuple[int, int] = 512,
     seed: int = 0,
-    bit_depth: int = 8,
+    bit_depth: int | None = None,
     out_dir: str | Path | None = None,
+    captures: int = 5,
 ) -> list[SyntheticPair]:
-    """Simulate ``n_fov`` independent fields of view; optionally write them as TIFF pairs.
+    """Simulate ``n_fov`` independent fields of view; optionally write them in the paper's layout.
 
-    With ``out_dir`` the pairs are written in the folder layout every loader accepts,
-    ``out_dir/raw/fov_000.tif`` (input x) and ``out_dir/gt/fov_000.tif`` (target y), so the
-    whole preparation pipeline (``teachdiff data check``) can be tried on them. Existing files
-    are never overwritten.
+    ``bit_depth`` defaults to that of the paper's dataset ``case`` (16 for synapses, else 8).
+    With ``out_dir`` the pairs are written in the folder layout of the registered dataset
+    ``case``, so ``teachdiff data check OUT --dataset CASE`` and ``teachdiff train --dataset CASE
+    --data-root OUT`` accept the folder as they would the real data (at a smaller size):
+
+    * microtubules, mitochondria, synapses: ``OUT/raw/fov_000.tif`` (input x) and
+      ``OUT/gt/fov_000.tif`` (target y), one file per FOV;
+    * zebrafish (FMD Confocal_FISH): ``OUT/raw/<fov>/capture_01.png`` ... (``captures``
+      independent single captures) and ``OUT/gt/<fov>/avg50.png`` (the mean of 50), with FOVs
+      numbered as in FMD and always including 19 (test) and 20 (validation).
+
+    A dataset is split by FOV into train/val/test, so a written one needs at least 3 FOVs.
+    Existing files are never overwritten. Returns one pair per FOV (its first capture as ``x``).
     """
     if n_fov < 1:
         raise ValueError(f"n_fov must be at least 1, got {n_fov}")
-    pairs = [simulate_pair(case, fov_size, fov_seed(seed, i), bit_depth) for i in range(n_fov)]
-    if out_dir is not None:
-        import tifffile
+    _check_case(case)
+    if bit_depth is None:
+        from teachdiff.data.registry import PAPER_DATASETS
 
-        out = Path(out_dir)
-        targets = [(out / folder / f"fov_{i:03d}.tif") for i in range(n_fov) for folder in ("raw", "gt")]
-        existing = [str(p) for p in targets if p.exists()]
-        if existing:
-            raise FileExistsError(
-                f"{len(existing)} file(s) already exist, e.g. {existing[0]}; nothing was written. "
-                "Choose an empty out_dir or delete the old files first."
-            )
-        for folder in ("raw", "gt"):
-            (out / folder).mkdir(parents=True, exist_ok=True)
-        for i, pair in enumerate(pairs):
-            tifffile.imwrite(out / "raw" / f"fov_{i:03d}.tif", pair.x, photometric="minisblack")
-            tifffile.imwrite(out / "gt" / f"fov_{i:03d}.tif", pair.y, photometric="minisblack")
+        bit_depth = PAPER_DATASETS[case].bit_depth
+    if out_dir is None:
+        return [simulate_pair(case, fov_size, fov_seed(seed, i), bit_depth) for i in range(n_fov)]
+
+    from teachdiff.data.io import write_image
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give the name of a folder (new or empty) for the simulated data.")
+    if n_fov < 3:
+        raise ValueError(f"a dataset folder needs at least 3 FOVs (it is split by FOV into train/val/test), "
+                         f"got n_fov={n_fov}")
+    if captures < 1:
+        raise ValueError(f"captures must be at least 1, got {captures}")
+    names = _fov_names(case, n_fov)
+    per_capture = case == "zebrafish"
+    if per_capture:
+        targets = [out / "gt" / name / "avg50.png" for name, _ in names] + [
+            out / "raw" / name / f"capture_{c:02d}.png" for name, _ in names for c in range(1, captures + 1)]
+    else:
+        targets = [out / folder / f"{name}.tif" for name, _ in names for folder in ("raw", "gt")]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing:
+        raise FileExistsError(
+            f"{len(existing)} file(s) already exist, e.g. {existing[0]}; nothing was written. "
+            "Choose an empty out_dir or delete the old files first."
+        )
+    pairs = []
+    for name, key in names:
+        pair = simulate_pair(case, fov_size, fov_seed(seed, key), bit_depth)
+        pairs.append(pair)
+        if per_capture:
+            write_image(out / "gt" / name / "avg50.png", pair.y)
+            inputs = [pair.x] + simulate_captures(pair, captures - 1, fov_seed(seed, key, 1))
+            for c, x in enumerate(inputs, start=1):
+                write_image(out / "raw" / name / f"capture_{c:02d}.png", x)
+        else:
+            write_image(out / "raw" / f"{name}.tif", pair.x)
+            write_image(out / "gt" / f"{name}.tif", pair.y)
     return pairs
