@@ -196,3 +196,113 @@ def test_cli_quick_training_beats_raw_input(tmp_path):
           f"restored MAE {rows['restored'][0]:.2f} PSNR {rows['restored'][1]:.2f}")
     assert rows["restored"][0] < rows["input"][0]
     assert rows["restored"][1] > rows["input"][1]
+
+
+# ----------------------------------------------------------------------------------------------
+# One run per folder (a lock) and a clean stop on Ctrl-C / SIGTERM (issue 16)
+# ----------------------------------------------------------------------------------------------
+
+# A process that holds the lock of a folder the way `teachdiff train` does, then waits to be
+# killed. It loads teachdiff/guards.py by path so as not to import torch (seconds per process).
+HOLD_LOCK = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("guards", sys.argv[1])
+guards = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guards)
+lock = guards.FolderLock(sys.argv[2]).__enter__()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    import subprocess
+    import sys
+
+    import teachdiff.guards
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, teachdiff.guards.__file__, str(folder)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    yield folder, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_second_run_on_the_same_folder_fails_at_once_naming_the_lock_and_pid(lock_holder, data, capsys):
+    folder, holder = lock_holder
+    with pytest.raises(FileExistsError, match=rf"in use by another training run \(PID {holder.pid} on .*train\.lock"):
+        train(_config(epochs=1), TINY, folder, datasets=data, progress=False)
+    assert not (folder / "last.pt").exists()
+    # the CLI: exit 1 and the same one-line message, before any data is built
+    assert cli_main(["train", "--dataset", "synthetic-microtubules", "--out", str(folder), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("teachdiff train: error:") and f"PID {holder.pid}" in err and err.count("\n") == 1
+
+
+def test_lock_of_a_killed_run_is_taken_over_with_a_note(lock_holder, data, capsys):
+    folder, holder = lock_holder
+    holder.kill()  # like a crash or kill -9: no chance to release anything
+    holder.wait()
+    result = train(_config(epochs=1, steps_per_epoch=1), TINY, folder, datasets=data, progress=False)
+    assert result.finished
+    err = capsys.readouterr().err
+    assert f"taking over the lock {folder / 'train.lock'}" in err and f"PID {holder.pid}" in err
+    # a run that ends normally leaves no owner behind, so the next one takes the lock without a note
+    assert not (folder / "train.lock.json").exists()
+
+
+class SignalAtItem(SmallPairs):
+    """Sends this process a signal when training item number ``at`` is read (once): Ctrl-C mid-step.
+    The trainer first reads min(64, n) items to calibrate the model; those are not counted."""
+
+    def __init__(self, signum, at, n=16, seed=0):
+        super().__init__(n, seed)
+        self.signum, self.at, self.reads = signum, min(64, n) + at, 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        if self.reads == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_before_the_first_epoch_ends_checkpoints_and_resume_continues(signum, tmp_path, data, capsys):
+    import signal
+
+    handler = signal.getsignal(getattr(signal, signum))
+    # 4 items per step: the signal arrives while step 2 (items 5-8) is being read, in epoch 0 of 2
+    interrupted = {"train": SignalAtItem(getattr(signal, signum), at=6), "val": data["val"]}
+    part = train(_config(), TINY, tmp_path / "run", datasets=interrupted, progress=False)
+    assert not part.finished and part.stop_reason == signum
+    assert signal.getsignal(getattr(signal, signum)) is handler  # the previous handler is back
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 0, 2)
+    out = capsys.readouterr().out
+    assert f"stopped at step 2 ({signum})" in out and f"--resume --out {tmp_path / 'run'}" in out
+    rest = train(_config(), TINY, tmp_path / "run", resume=True, datasets=data, progress=False)
+    assert rest.finished and load_checkpoint(rest.last_checkpoint)["step"] == 8
+    if signum == "SIGINT":  # the resumed run ends with the weights of an uninterrupted one
+        full = train(_config(), TINY, tmp_path / "full", datasets=data, progress=False)
+        a, b = _weights(full.last_checkpoint), _weights(rest.last_checkpoint)
+        assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_second_ctrl_c_aborts_at_once(tmp_path):
+    import signal
+
+    class TwoSignals(SignalAtItem):
+        def __getitem__(self, i):
+            if self.reads == self.at:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().__getitem__(i)
+
+    twice = {"train": TwoSignals(signal.SIGINT, at=2), "val": SmallPairs(2, 100)}
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(), TINY, tmp_path / "run", datasets=twice, progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (tmp_path / "run" / "train.lock.json").exists()  # the lock was released
