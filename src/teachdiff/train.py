@@ -376,7 +376,7 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
         dist.barrier()
     if device is None:
         device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else teachdiff.device()
-    device = torch.device(device)
+    device = teachdiff.device(device)  # a clear error for a device this machine lacks
 
     if datasets is None:
         from teachdiff.data import make_datasets
