@@ -20,8 +20,10 @@ RGB is accepted). The metrics use the 0..255 scale: 8-bit images are used as the
 images are assumed to be on 0..255 already (except restore's float TIFFs of 16-bit inputs, whose
 metadata say so: they are divided by 257 like 16-bit images), and 16-bit images are divided by
 257 (which maps 0..65535 exactly onto 0..255, the usual 16 -> 8-bit rule). That rule is right only
-when the 16-bit files use the full 16-bit range; if your camera data use e.g. 12 bits, convert the
-images yourself (same rule for predictions and ground truth) and save them as float TIFF.
+when the 16-bit files use the full 16-bit range; if your camera data use e.g. 12 bits, pass
+``--bit-depth 12``: then every image, integer or float (as ``teachdiff restore --bit-depth 12``
+writes it), is on 0..4095 and is multiplied by 255 / 4095. Without it, 16-bit ground truth whose
+values fit in 12 or 14 bits gets a warning that suggests the flag.
 
 Predictions on another scale than the ground truth (floats in [0, 1], network outputs in
 [-1, 1], floats on the 16-bit scale) would give wrong numbers silently; they are refused with a
@@ -89,6 +91,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="CSV file for the per-image scores")
     parser.add_argument("--table", type=Path, help="also write the median table (markdown) to this file")
+    parser.add_argument("--bit-depth", type=int, metavar="B",
+                        help="all images (integer and float) are on 0..2^B-1, e.g. 12 for 12-bit camera data in "
+                        "16-bit files (default: 8-bit and float as 0..255, 16-bit divided by 257)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported as nan)")
     parser.add_argument(
         "--pred-range",
@@ -112,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     pred_range = getattr(args, "pred_range", None)
     if pred_range is not None and not pred_range[0] < pred_range[1]:
         raise ValueError(f"--pred-range LOW HIGH needs LOW < HIGH, got {pred_range[0]:g} {pred_range[1]:g}.")
+    bit_depth = getattr(args, "bit_depth", None)
+    if bit_depth is not None and not 1 <= bit_depth <= 16:
+        raise ValueError(f"--bit-depth must be between 1 and 16 (e.g. 12), got {bit_depth}.")
     progress = not getattr(args, "no_progress", False)
     notes: list[str] = []
     gt_files = _image_files(args.gt, "--gt", notes)
@@ -121,15 +129,15 @@ def run(args: argparse.Namespace) -> int:
         for method, folder in method_dirs.items()
     }
     names = _common_names(predictions, gt_files, notes)
-    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range)
+    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range, bit_depth)
 
     rows = []
     no_peak = 0
     for method, matched in predictions.items():
         for name in tqdm(names, desc=f"scoring {method}", file=sys.stderr, disable=not progress):
             pred_path, gt_path = matched[name], gt_files[name]
-            pred = _to_255(read_image_255(pred_path)[0], pred_range)
-            gt = read_image_255(gt_path)[0]
+            pred = _to_255(read_image_255(pred_path, bit_depth)[0], pred_range)
+            gt = read_image_255(gt_path, bit_depth)[0]
             measured = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips)
             scores = metrics.without_grid_floor(measured, args.pixel_size)
             no_peak += np.isfinite(measured["resolution"]) and not np.isfinite(scores["resolution"])
@@ -167,11 +175,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_image_255(path: Path) -> tuple[np.ndarray, bool]:
+def read_image_255(path: Path, bit_depth: int | None = None) -> tuple[np.ndarray, bool]:
     """Read a 2-D grey TIFF/PNG as float64 on the 0..255 scale; also say if it was 16-bit.
 
-    A float TIFF written by ``teachdiff restore`` for a 16-bit input (its metadata say
-    ``"bit_depth": 16``) is on the 0..65535 scale and is divided by 257 like a 16-bit image.
+    A float TIFF written by ``teachdiff restore`` says in its metadata the bit depth B of its
+    scale (``"bit_depth": 16`` for a 16-bit input, 12 after ``--bit-depth 12``) and is multiplied
+    by 255 / (2^B - 1). With ``bit_depth`` B given, every image (integer or float) is taken to be
+    on 0..2^B-1 and scaled so; values beyond that range are an error.
     """
     path = Path(path)
     try:
@@ -198,13 +208,22 @@ def read_image_255(path: Path) -> tuple[np.ndarray, bool]:
             f"{path} has shape {image.shape}; expected a 2-D grey image (save z-stacks and "
             "time series as one file per plane)."
         )
+    if bit_depth is not None and (image.dtype in (np.uint8, np.uint16) or np.issubdtype(image.dtype, np.floating)):
+        top = 2**bit_depth - 1
+        if image.max() > top + 0.5:
+            raise ValueError(f"{path} has values up to {image.max():.0f}, beyond the {bit_depth}-bit range "
+                             f"0..{top} of --bit-depth {bit_depth}; pass the images' real bit depth.")
+        return image.astype(np.float64) * (255.0 / top), False
     if image.dtype == np.uint8:
         return image.astype(np.float64), False
     if image.dtype == np.uint16:
         return image.astype(np.float64) / UINT16_DIVISOR, True
     if np.issubdtype(image.dtype, np.floating):
-        if _restore_bit_depth(description) == 16:
+        restored_bits = _restore_bit_depth(description)
+        if restored_bits == 16:
             return image.astype(np.float64) / UINT16_DIVISOR, True
+        if isinstance(restored_bits, int) and restored_bits != 8:
+            return image.astype(np.float64) * (255.0 / (2**restored_bits - 1)), False
         return image.astype(np.float64), False
     raise ValueError(
         f"{path} has pixel type {image.dtype}; use 8-bit, 16-bit or float images on the 0..255 scale."
@@ -336,20 +355,30 @@ def _check_ranges(
     gts: dict[str, Path],
     names: list[str],
     pred_range: tuple[float, float] | None,
+    bit_depth: int | None = None,
 ) -> int:
     """Read every pair once before scoring: same shape, and predictions on the ground truth's
-    0..255 scale (after ``--pred-range``); returns how many 16-bit images were converted."""
+    0..255 scale (after ``--pred-range``); returns how many 16-bit images were converted.
+    Warns (stderr) when 16-bit ground truth holds 12- or 14-bit content and no ``bit_depth`` is given."""
+    from teachdiff.data.folder import bit_depth_warning
+
     converted = 0
     gt_top = 0.0
+    gt_16_top, gt_16_example = 0.0, None
     gt_shapes = {}
     for name in names:
-        gt, was_16 = read_image_255(gts[name])
+        gt, was_16 = read_image_255(gts[name], bit_depth)
         converted += was_16
         gt_top, gt_shapes[name] = max(gt_top, float(gt.max())), gt.shape
+        if was_16 and float(gt.max()) * UINT16_DIVISOR >= gt_16_top:
+            gt_16_top, gt_16_example = float(gt.max()) * UINT16_DIVISOR, gts[name]
+    warning = bit_depth_warning(gt_16_top, 16, f"ground truth (e.g. {gt_16_example})") if gt_16_example else None
+    if warning:
+        tqdm.write(f"warning: {warning}", file=sys.stderr)
     for method, matched in predictions.items():
         low, high = np.inf, -np.inf
         for name in names:
-            raw, was_16 = read_image_255(matched[name])
+            raw, was_16 = read_image_255(matched[name], bit_depth)
             converted += was_16
             pred = _to_255(raw, pred_range)
             if pred.shape != gt_shapes[name]:
@@ -365,6 +394,7 @@ def _check_ranges(
             raise ValueError(
                 f"{method}: the predictions span [{low:.4g}, {high:.4g}] but the ground truth 0..{gt_top:.4g} "
                 f"(the 0..255 scale of the metrics): {problem[0]}; {fix}. Scores on mismatched scales are wrong."
+                + (" 12- or 14-bit data in 16-bit files? Then pass --bit-depth." if warning else "")
             )
     return converted
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -591,7 +592,7 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
 
 def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_samples: int = 15,
                   bit_depth: int | None = None, tile: int | None = 256, overlap: int = 32,
-                  seed: int = 0, progress: bool = True, **kwargs) -> RestorationResult:
+                  seed: int = 0, progress: bool = True, normalization=None, **kwargs) -> RestorationResult:
     """Restore a NumPy image (H, W) or z-stack (Z, H, W) of any size, 8- or 16-bit.
 
     Intensities are scaled with :func:`teachdiff.data.to_model_range` (``2 v / (2^B - 1) - 1``,
@@ -600,6 +601,8 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     seed ``seed + z``, so slices get independent noise). Returns a :class:`RestorationResult` of
     NumPy float32 arrays of the input's shape: ``mean`` and ``sample`` in the input's own
     intensity scale (0..2^B - 1), ``std`` (Eq. 15, in [0, 0.5]) and ``entropy`` (Eq. 16, nats).
+    ``normalization`` (a :class:`teachdiff.data.folder.Normalization`, e.g. the one a model trained
+    on your folder carries) replaces the bit-depth scaling in both directions.
     Other keyword arguments go to :func:`restore`.
     """
     image = np.asarray(image)
@@ -611,15 +614,17 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
                          "not a z-stack (Z, H, W); convert it to grayscale first (e.g. skimage.color.rgb2gray), "
                          "or pass a stack with the slices along the first axis.")
     bit_depth = bit_depth if bit_depth is not None else bit_depth_of(image.dtype)
+    to_model = normalization.input_to_model if normalization is not None else partial(to_model_range, bit_depth=bit_depth)
+    back = normalization.from_model if normalization is not None else partial(from_model_range, bit_depth=bit_depth)
     stack = image[None] if image.ndim == 2 else image
     parts = []
     for z, plane in enumerate(tqdm(stack, desc="slices", unit="slice", disable=not progress or len(stack) < 2)):
-        x = torch.as_tensor(to_model_range(plane, bit_depth))[None, None]
+        x = torch.as_tensor(to_model(plane))[None, None]
         parts.append(restore(model, x, schedule, n_samples=n_samples, tile=tile, overlap=overlap, seed=seed + z,
                              progress=progress, **kwargs))
     fields = {
-        "mean": [from_model_range(p.mean[0, 0], bit_depth).numpy() for p in parts],
-        "sample": [from_model_range(p.sample[0, 0], bit_depth).numpy() for p in parts],
+        "mean": [back(p.mean[0, 0]).numpy() for p in parts],
+        "sample": [back(p.sample[0, 0]).numpy() for p in parts],
         "std": [p.std[0, 0].numpy() for p in parts],
         "entropy": [p.entropy[0, 0].numpy() for p in parts],
     }

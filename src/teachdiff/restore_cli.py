@@ -10,7 +10,9 @@ For the diffusion model it writes, per input ``<name>.tif``/``.png``, into the o
 For a benchmark model (CARE, Noise2Void, pix2pix, UNet-RCAN), which is deterministic and has no
 samples, it writes ``<name>_restored.tif`` only. All TIFFs are float32 with the input's height
 and width (a z-stack gives stacks, restored slice by slice); intensities are in the input's own
-scale (0..255 for 8-bit, 0..65535 for 16-bit). Each TIFF has an 8-bit PNG preview beside it (the
+scale (0..255 for 8-bit, 0..65535 for 16-bit, 0..4095 with ``--bit-depth 12``). A model trained on
+your own folder (``teachdiff train --data``) carries its normalisation in the checkpoint, and it is
+applied here as in training (percentile statistics included). Each TIFF has an 8-bit PNG preview beside it (the
 middle slice of a stack; the std map scaled to its 99.5th percentile, the entropy map to ln N).
 Each TIFF's description holds the options as JSON, with the input's bit depth, so that
 ``teachdiff evaluate --pred OUT`` scores the ``_mean`` / ``_restored`` TIFFs on the right scale.
@@ -25,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -75,6 +78,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overlap", type=non_negative_int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
     p.add_argument("--batch-size", type=positive_int, help="images per network call (default: chosen from the device)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling noise (default 0)")
+    p.add_argument("--bit-depth", type=positive_int, metavar="B",
+                   help="bits the camera really used, e.g. 12 for 12-bit data in 16-bit files (default: as the "
+                   "model was trained, else the pixel type; a warning says when a 16-bit file looks 12-bit)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
@@ -99,7 +105,8 @@ def run(args) -> int:
         method = load_method(checkpoint, map_location=device)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
-                            batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress)
+                            batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
+                            bit_depth=args.bit_depth)
     print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
     return 0
 
@@ -165,7 +172,8 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
 
 def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_samples: int = 15,
                   sampler: str = "ddpm", steps: int = 20, tile: int | None = 256, overlap: int = 32, seed: int = 0,
-                  batch_size: int | None = None, overwrite: bool = False, progress: bool = True) -> list[Path]:
+                  batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
+                  bit_depth: int | None = None) -> list[Path]:
     """Restore image files with a loaded method and write the results; returns the written paths.
 
     ``method`` is what :func:`teachdiff.train.load_method` returns. With ``method.kind ==
@@ -173,9 +181,12 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     have ``.config.clip`` and ``.config.variance`` (the sampler options it was trained
     with). Any other kind must have ``.restore(x)`` mapping (N, 1, H, W) in [-1, 1] to the same.
     See the module docstring for the files written. ``tile=None`` restores whole images.
+    Intensities are mapped as the model was trained (``method.normalization``, see
+    :func:`teachdiff.data.folder.restore_normalization`; ``bit_depth`` overrides the bit depth)
+    and the results are written in the input's intensity scale.
     """
-    from teachdiff.data import from_model_range, read_image, to_model_range
-    from teachdiff.data.io import bit_depth_of
+    from teachdiff.data import read_image
+    from teachdiff.data.folder import restore_normalization
     from teachdiff.infer import restore_image, tiled_apply
 
     diffusion = getattr(method, "kind", None) == "ddpm"
@@ -197,29 +208,33 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     written: list[Path] = []
     for path, _files in tqdm(plan, desc="images", unit="image", disable=not progress or len(plan) < 2):
         image = read_image(path)  # (Z, H, W) uint8 / uint16
-        bit_depth = bit_depth_of(image.dtype, path)
+        scaling, warning = restore_normalization(getattr(method, "normalization", None), image, str(path), bit_depth)
+        if warning:
+            tqdm.write(f"warning: {warning}", file=sys.stderr)
         stack = image[0] if image.shape[0] == 1 else image
         if diffusion:
-            result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples, bit_depth=bit_depth,
+            result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples, normalization=scaling,
                                    tile=tile, overlap=overlap, seed=seed, progress=progress, batch_size=batch_size,
                                    **sampling)
             maps = {"mean": result.mean, "sample": result.sample, "std": result.std, "entropy": result.entropy}
         else:
-            maps = {"restored": _restore_deterministic(method, image, bit_depth, tile, overlap, batch_size, progress,
-                                                       to_model_range, from_model_range, tiled_apply)
-                    .reshape(stack.shape)}
+            maps = {"restored": _restore_deterministic(method, image, scaling, tile, overlap, batch_size, progress,
+                                                       tiled_apply).reshape(stack.shape)}
         for suffix, values in maps.items():
-            written += _write_result(Path(out_dir) / f"{path.stem}_{suffix}", values, suffix, bit_depth,
-                                     n_samples, dict(options, input=str(path), map=suffix, bit_depth=bit_depth))
+            # bit_depth: the scale the values are on, for `teachdiff evaluate` (percentile mode: the pixel type's)
+            scale_bits = scaling.bit_depth if scaling.mode == "bitdepth" else scaling.container_bits
+            written += _write_result(Path(out_dir) / f"{path.stem}_{suffix}", values, suffix, scaling.bit_depth,
+                                     n_samples, dict(options, input=str(path), map=suffix, bit_depth=scale_bits,
+                                                     scaling=scaling.describe()))
     return written
 
 
-def _restore_deterministic(method, image, bit_depth, tile, overlap, batch_size, progress,
-                           to_model_range, from_model_range, tiled_apply) -> np.ndarray:
+def _restore_deterministic(method, image, scaling, tile, overlap, batch_size, progress,
+                           tiled_apply) -> np.ndarray:
     """A baseline, slice by slice (whole or tiled); (Z, H, W) float32 in the input's scale."""
     slices = []
     for plane in image:
-        x = torch.as_tensor(to_model_range(plane, bit_depth))[None, None]
+        x = torch.as_tensor(scaling.input_to_model(plane))[None, None]
         device = next((p.device for p in method.parameters()), x.device) if isinstance(method, torch.nn.Module) \
             else x.device
         with torch.no_grad():
@@ -229,7 +244,7 @@ def _restore_deterministic(method, image, bit_depth, tile, overlap, batch_size, 
                 y = tiled_apply(lambda t: method.restore(t.to(device)).cpu(), x, tile=tile, overlap=overlap,
                                 batch_size=batch_size or 4, progress=progress,
                                 multiple=int(getattr(method, "size_multiple", 1)))
-        slices.append(from_model_range(y[0, 0], bit_depth).numpy())
+        slices.append(scaling.from_model(y[0, 0]).numpy())
     return np.stack(slices).astype(np.float32)
 
 

@@ -34,12 +34,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 import teachdiff
+from teachdiff.data.folder import FolderConfig, Normalization
 from teachdiff.guards import FolderLock, GracefulStop, ignore_interrupts
 from teachdiff.methods import DiffusionConfig, RestorationMethod, build_method, method_class
 from teachdiff.unet import UNetConfig
 
 __all__ = ["TrainConfig", "train_preset", "train", "TrainResult", "train_or_load", "runs_dir", "save_checkpoint",
-           "load_checkpoint", "load_method", "checkpoint_file", "CHECKPOINT_FORMAT"]
+           "load_checkpoint", "load_method", "checkpoint_file", "CHECKPOINT_FORMAT", "resolve_checkpoint",
+           "finetune_config", "FINETUNE_LR_FACTOR"]
 
 CHECKPOINT_FORMAT = "teachdiff-checkpoint-v1"
 
@@ -70,6 +72,8 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (and checkpoint) after this much time
     max_steps: int | None = None  # stop (and checkpoint) after this many optimizer steps
     data_root: str | None = None  # folder of the real dataset (None: the default location)
+    data: "FolderConfig | None" = None  # your own folder of pairs instead of `dataset` (teachdiff.data.folder)
+    init: str | None = None  # fine-tune from this checkpoint (architecture and weights taken from it)
 
     @property
     def total_steps(self) -> int | None:
@@ -163,11 +167,59 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return payload
 
 
+def resolve_checkpoint(name: str | Path) -> Path:
+    """The checkpoint file that an ``--init`` (or ``--checkpoint``) argument names.
+
+    A checkpoint file is itself; a run folder (``teachdiff train --out DIR``) means its
+    ``best.pt``; the name of a zoo model (``teachdiff weights list``) means its fetched file.
+    """
+    from teachdiff import zoo
+
+    path = Path(name).expanduser()
+    if not path.exists() and zoo.is_zoo_name(str(name)):
+        return zoo.fetch(str(name))
+    path = checkpoint_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {name} does not exist; pass a checkpoint file, the --out folder of a "
+                                "`teachdiff train` run, or a zoo name (`teachdiff weights list`).")
+    return path
+
+
+# Fine-tuning starts from trained weights: a tenth of the preset's learning rate keeps the first
+# steps from undoing them (CAREamics and CSBDeep users lower the rate likewise when transferring).
+FINETUNE_LR_FACTOR = 0.1
+
+
+def finetune_config(cfg: TrainConfig, init: str | Path, lr: float | None = None) -> TrainConfig:
+    """``cfg`` for fine-tuning from ``init``: the learning rate ``lr``, else the preset's x ``FINETUNE_LR_FACTOR``."""
+    return dataclasses.replace(cfg, init=str(init), lr=lr if lr is not None else cfg.lr * FINETUNE_LR_FACTOR)
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """The model kind (``ddpm``, ``care``, ...) stored in a checkpoint."""
+    return load_checkpoint(resolve_checkpoint(path))["kind"]
+
+
+def _method_from_checkpoint(init: str | Path, model: str) -> RestorationMethod:
+    """The method to fine-tune: the architecture and weights of checkpoint ``init`` (EMA weights if any)."""
+    path = resolve_checkpoint(init)
+    payload = load_checkpoint(path, map_location="cpu")
+    if payload["kind"] != model:
+        raise ValueError(f"--init {path} holds a {payload['kind']!r} model, but this run trains {model!r}; "
+                         f"fine-tuning keeps the architecture of the checkpoint: use --model {payload['kind']} "
+                         f"(or leave --model out), or train {model} from scratch without --init.")
+    method = load_method(path, map_location="cpu")
+    return method.train()
+
+
 def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = None,
                 use_ema: bool = True) -> RestorationMethod:
     """Rebuild a trained method from a checkpoint, in eval mode (EMA weights when present).
 
-    ``path`` is a checkpoint file or the name of a zoo model (``teachdiff weights list``)."""
+    ``path`` is a checkpoint file or the name of a zoo model (``teachdiff weights list``).
+    ``method.normalization`` is the intensity mapping it was trained with
+    (:class:`teachdiff.data.folder.Normalization`), or None for the paper's: the file's bit depth.
+    """
     from teachdiff import zoo
 
     if not Path(path).is_file() and zoo.is_zoo_name(str(path)):
@@ -184,6 +236,8 @@ def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = 
     except RuntimeError as err:
         raise ValueError(f"checkpoint {path} does not fit its recorded {kind} configuration ({str(err)[:200]}...); "
                          "it was made by another version of the model code.") from None
+    stored = payload.get("normalization")
+    method.normalization = Normalization.from_dict(stored) if stored else None
     return method.to(map_location).eval()
 
 
@@ -255,7 +309,11 @@ class TrainResult:
     stop_reason: str | None = None  # when stopped early: "max_steps", "max_minutes", "SIGINT", "SIGTERM"
 
 
-def _prepare_out_dir(out_dir: Path, resume: bool, guards: contextlib.ExitStack) -> None:
+# What a run writes into --out; a new run refuses to start over any of them without --force.
+RUN_FILES = ("last.pt", "best.pt", "config.json", "log.json", "log.csv", "samples")
+
+
+def _prepare_out_dir(out_dir: Path, resume: bool, guards: contextlib.ExitStack, force: bool = False) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir} is a file; give a folder for the checkpoints and logs.")
     if resume and not (out_dir / "last.pt").exists():
@@ -269,9 +327,19 @@ def _prepare_out_dir(out_dir: Path, resume: bool, guards: contextlib.ExitStack) 
         raise PermissionError(f"cannot write to {out_dir} ({err.strerror}); choose a writable --out folder "
                               "with free space.") from None
     guards.enter_context(FolderLock(out_dir))  # before reading last.pt: another run may be writing it
-    if (out_dir / "last.pt").exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a training run (last.pt); pass --resume to continue it "
-                              "or choose a new --out folder. Nothing was overwritten.")
+    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if existing and not resume:
+        if not force:
+            raise FileExistsError(f"{out_dir} already holds a training run ({', '.join(existing)}); pass --resume to "
+                                  "continue it, --force to replace it, or choose a new --out folder. Nothing was "
+                                  "overwritten.")
+        for name in existing:  # --force: the old run goes, so no stale best.pt outlives it
+            target = out_dir / name
+            if target.is_dir():
+                for png in target.glob("epoch_*.png"):
+                    png.unlink()
+            else:
+                target.unlink()
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -347,7 +415,7 @@ def _write_logs(out_dir: Path, history: list[dict]) -> None:
 
 def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/train", resume: bool = False,
           datasets: dict[str, Dataset] | None = None, progress: bool = True,
-          device: torch.device | str | None = None) -> TrainResult:
+          device: torch.device | str | None = None, force: bool = False) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` and write checkpoints and logs to ``out_dir``.
 
     ``datasets`` (``{"train": ..., "val": ...}``, items ``{"x", "y"}`` in [-1, 1]) overrides the
@@ -359,18 +427,23 @@ def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/t
     holds the folder (:class:`teachdiff.guards.FolderLock`). Ctrl-C (SIGINT) or SIGTERM stops
     the run after the current step with the checkpoint ``resume=True`` continues exactly, as
     ``max_steps`` does (:class:`teachdiff.guards.GracefulStop`); a second Ctrl-C aborts at once.
+
+    ``config.data`` (a :class:`~teachdiff.data.folder.FolderConfig`) trains on your own folder of
+    pairs; its normalisation is saved in the checkpoints. ``config.init`` fine-tunes from a
+    checkpoint: its architecture and weights replace ``method_config`` (see :func:`finetune_config`).
+    A folder that holds a run is refused unless ``resume`` (continue) or ``force`` (replace).
     """
     with contextlib.ExitStack() as guards:
-        return _train(config, method_config, Path(out_dir), resume, datasets, progress, device, guards)
+        return _train(config, method_config, Path(out_dir), resume, datasets, progress, device, guards, force)
 
 
 def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, datasets: dict[str, Dataset] | None,
-           progress: bool, device, guards: contextlib.ExitStack) -> TrainResult:
+           progress: bool, device, guards: contextlib.ExitStack, force: bool = False) -> TrainResult:
     cfg = config
     rank, world_size, local_rank = _distributed()
     is_main = rank == 0
     if is_main:
-        _prepare_out_dir(out_dir, resume, guards)
+        _prepare_out_dir(out_dir, resume, guards, force)
     stop = guards.enter_context(GracefulStop())
     if world_size > 1:
         dist.barrier()
@@ -378,7 +451,12 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
         device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else teachdiff.device()
     device = teachdiff.device(device)  # a clear error for a device this machine lacks
 
-    if datasets is None:
+    if datasets is None and cfg.data is not None:
+        from teachdiff.data.folder import make_folder_datasets
+
+        datasets = make_folder_datasets(cfg.data, patch_size=cfg.patch_size, quick=cfg.preset == "quick",
+                                        seed=cfg.seed, progress=progress)
+    elif datasets is None:
         from teachdiff.data import make_datasets
 
         datasets = make_datasets(cfg.dataset, root=cfg.data_root, patch_size=cfg.patch_size,
@@ -390,11 +468,15 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
     steps_per_epoch = cfg.steps_per_epoch or max(1, len(train_set) // (cfg.batch_size * world_size))
     total_steps = cfg.epochs * steps_per_epoch
 
+    normalization = getattr(train_set, "normalization", None)
     _seed_all(_mix(cfg.seed, 0))
-    if method_config is None:
-        method_config = train_preset(cfg.dataset, cfg.preset, cfg.model)[1]
-    method = build_method(cfg.model, method_config)
-    if hasattr(method, "calibrate"):
+    if cfg.init is not None:
+        method = _method_from_checkpoint(cfg.init, cfg.model)
+    else:
+        if method_config is None:
+            method_config = train_preset(cfg.dataset, cfg.preset, cfg.model)[1]
+        method = build_method(cfg.model, method_config)
+    if hasattr(method, "calibrate") and cfg.init is None:  # a fine-tuned model keeps its input statistics
         calibration_items = [_SeededItems(train_set, cfg.seed)[(-1, i)] for i in range(min(64, len(train_set)))]
         method.calibrate(calibration_items)
     method = method.to(device)
@@ -438,7 +520,8 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
                         optimizers=[o.state_dict() for o in optimizers],
                         schedulers=[s.state_dict() for s in schedulers], step=step, epoch=epoch,
                         batch_in_epoch=batch_in_epoch, best_val_mae=best_val, history=history,
-                        train_config=dataclasses.asdict(cfg), finished=epoch >= cfg.epochs)
+                        train_config=dataclasses.asdict(cfg), finished=epoch >= cfg.epochs,
+                        normalization=normalization.to_dict() if normalization is not None else None)
 
     if is_main:
         _atomic_write(out_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(

@@ -8,6 +8,8 @@ import signal
 
 from teachdiff.cli import non_negative_int, positive_float, positive_int, unit_interval
 
+from teachdiff.data.cli import add_folder_options
+
 EXAMPLES = """
 examples:
   # minutes on a laptop CPU, on the synthetic microscope (no download needed)
@@ -22,6 +24,13 @@ examples:
 
   # a benchmark model with the same loop and data
   teachdiff train --model care --dataset synthetic-microtubules --preset quick --out runs/care
+
+  # your own folder of pairs (raw/ + gt/, see `teachdiff data check --help`), 12-bit camera data
+  teachdiff train --data ~/my-pairs --bit-depth 12 --out runs/mine
+  teachdiff train --data ~/my-pairs --normalize percentile --model care --out runs/mine-care
+
+  # fine-tune an existing model on your pairs (architecture from the checkpoint, lr / 10)
+  teachdiff train --data ~/my-pairs --bit-depth 12 --init runs/mt-quick/best.pt --out runs/mt-mine
 
   # several GPUs (effective batch = batch size x GPUs; the learning rate is not rescaled)
   torchrun --nproc_per_node 4 -m teachdiff train --dataset microtubules --preset paper --out runs/mt
@@ -38,8 +47,14 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model (DDPM or a baseline)",
                               description=__doc__, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help="a name from `teachdiff data list`")
-    p.add_argument("--model", default="ddpm", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a name from `teachdiff data list`")
+    source.add_argument("--data", metavar="PATH", help="your own folder of image pairs (raw/ + gt/, see below)")
+    p.add_argument("--model", default=None, choices=["ddpm", "care", "n2v", "pix2pix", "rcan"],
+                   help="default: ddpm, or the model of --init")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="fine-tune from this checkpoint (or run folder): its architecture, lr / 10 unless --lr")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
     p.add_argument("--preset", default="quick", choices=["quick", "paper"],
                    help="quick: minutes on a CPU; paper: the paper's settings (GPU)")
     p.add_argument("--out", required=True, help="folder for checkpoints (best.pt, last.pt) and logs")
@@ -56,19 +71,31 @@ def add_parser(subparsers) -> None:
     p.add_argument("--num-workers", type=non_negative_int)
     p.add_argument("--data-root", help="folder of the dataset (default: the teachdiff data folder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    add_folder_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from teachdiff.train import train, train_preset
+    from teachdiff.data.cli import folder_config
+    from teachdiff.train import checkpoint_kind, finetune_config, train, train_preset
 
-    cfg, method_cfg = train_preset(args.dataset, args.preset, args.model)
+    if args.data is None and (args.bit_depth is not None or args.normalize != "bitdepth" or args.register):
+        raise ValueError("--bit-depth, --normalize and --register describe your own folder; use them with --data "
+                         "PATH (a registered --dataset has its own settings).")
+    model = args.model or (checkpoint_kind(args.init) if args.init else "ddpm")
+    cfg, method_cfg = train_preset(args.data or args.dataset, args.preset, model)
     changes = {field: getattr(args, option) for option, field in OVERRIDES.items()
-               if getattr(args, option) is not None}
+               if getattr(args, option) is not None and option != "lr"}
     cfg = dataclasses.replace(cfg, **changes)
+    if args.data is not None:
+        cfg = dataclasses.replace(cfg, data=folder_config(args, args.data))
+    if args.init is not None:
+        cfg = finetune_config(cfg, args.init, lr=args.lr)
+    elif args.lr is not None:
+        cfg = dataclasses.replace(cfg, lr=args.lr)
     if args.patch_size is not None and hasattr(method_cfg, "unet"):
         method_cfg = dataclasses.replace(method_cfg, unet=dataclasses.replace(method_cfg.unet, image_size=args.patch_size))
-    result = train(cfg, method_cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(cfg, method_cfg, args.out, resume=args.resume, progress=not args.no_progress, force=args.force)
     best = [r["val_mae"] for r in result.history if "val_mae" in r]
     summary = f"best validation MAE {min(best):.2f}" if best else "no validation yet"
     print(f"{'finished' if result.finished else 'stopped'}: {summary}; checkpoints in {result.out_dir}")

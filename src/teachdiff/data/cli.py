@@ -5,6 +5,7 @@ Examples::
     teachdiff data list
     teachdiff data download zebrafish
     teachdiff data check ~/data/microtubules --dataset microtubules
+    teachdiff data check ~/data/my-pairs --bit-depth 12        # your own raw/ + gt/ folder
     teachdiff data simulate ./toy --case synapses --n-fov 6
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from teachdiff.cli import non_negative_int, positive_int
-from teachdiff.data.registry import DATASETS, data_dir, default_root
+from teachdiff.data.registry import DATASETS, PAIRED_FOLDER_LAYOUT, data_dir, default_root
 from teachdiff.data.synthetic import CASES
 
 
@@ -37,11 +38,18 @@ def add_parser(subparsers) -> None:
     download.add_argument("--keep-archive", action="store_true", help="keep the .tar after unpacking")
     download.set_defaults(func=_download)
 
-    check = commands.add_parser("check", help="report FOVs, patches per split, bit depth and problems of a folder")
-    check.add_argument("path", nargs="?", default=None, help="dataset folder (default: data dir/<dataset>)")
-    check.add_argument("--dataset", required=True, choices=[n for n, i in DATASETS.items() if not i.is_synthetic])
+    check = commands.add_parser(
+        "check", help="report FOVs, patches per split, bit depth, intensities and problems of a folder",
+        description="Check a folder before training. With --dataset: one of the paper's datasets. Without: your "
+        "own folder of pairs (the options below are those of `teachdiff train --data`).",
+        epilog="layouts of your own folder (detected automatically):\n" + PAIRED_FOLDER_LAYOUT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("path", nargs="?", default=None, help="dataset folder (default with --dataset: data dir/<dataset>)")
+    check.add_argument("--dataset", default=None, choices=[n for n, i in DATASETS.items() if not i.is_synthetic],
+                       help="check a folder as this registered dataset (default: your own folder of pairs)")
     check.add_argument("--patch-size", type=positive_int, default=256)
     check.add_argument("--no-decode", action="store_true", help="read only file headers (faster, finds fewer problems)")
+    add_folder_options(check)
     check.set_defaults(func=_check)
 
     simulate = commands.add_parser("simulate", help="write synthetic (raw, gt) pairs in a dataset's folder layout")
@@ -80,9 +88,48 @@ def _download(args) -> int:
     return 0
 
 
-def _check(args) -> int:
-    from teachdiff.data.check import check_dataset
+def add_folder_options(parser) -> None:
+    """The options that describe a folder of your own pairs (``data check``, ``train --data``)."""
+    group = parser.add_argument_group("your own folder of pairs")
+    group.add_argument("--pixel-size", type=float, default=1.0, metavar="NM",
+                       help="pixel size in nm, for the resolution metric (default 1: pixels)")
+    group.add_argument("--bit-depth", type=int, default=None, metavar="B",
+                       help="bits really used, e.g. 12 for a 12-bit camera writing 16-bit files (default: pixel type)")
+    group.add_argument("--normalize", default="bitdepth", choices=("bitdepth", "percentile"),
+                       help="bitdepth: 0..2^B-1 -> [-1, 1], the paper (default); percentile: --pmin/--pmax of the "
+                       "training set -> [-1, 1], CSBDeep style")
+    group.add_argument("--pmin", type=float, default=3.0, help="low percentile for --normalize percentile (default 3)")
+    group.add_argument("--pmax", type=float, default=99.8, help="high percentile (default 99.8)")
+    group.add_argument("--register", action="store_true",
+                       help="register each input onto its target (translation; files of different size are cut to "
+                       "their common centre first)")
+    group.add_argument("--split", default="0.8,0.1,0.1", metavar="TRAIN,VAL,TEST",
+                       help="fractions of FOVs per split (default 0.8,0.1,0.1; split by FOV with a fixed seed)")
+    group.add_argument("--split-seed", type=int, default=0, help="seed of the FOV shuffle (default 0)")
 
+
+def folder_config(args, path):
+    """A :class:`~teachdiff.data.folder.FolderConfig` from the options of :func:`add_folder_options`."""
+    from teachdiff.data.folder import FolderConfig
+
+    try:
+        fractions = tuple(float(f) for f in str(args.split).split(","))
+    except ValueError:
+        raise ValueError(f"--split must be three fractions like 0.8,0.1,0.1, got {args.split!r}.") from None
+    return FolderConfig(path=str(path), pixel_size_nm=args.pixel_size, bit_depth=args.bit_depth,
+                        normalize=args.normalize, pmin=args.pmin, pmax=args.pmax, register=args.register,
+                        split_fractions=fractions, split_seed=args.split_seed)
+
+
+def _check(args) -> int:
+    from teachdiff.data.check import check_dataset, check_folder
+
+    if args.dataset is None:
+        if args.path is None:
+            raise ValueError("give the folder to check (teachdiff data check PATH), or --dataset NAME.")
+        report = check_folder(folder_config(args, args.path), patch_size=args.patch_size, decode=not args.no_decode)
+        print(report.format())
+        return 0 if report.ok else 1
     report = check_dataset(args.dataset, args.path, patch_size=args.patch_size, decode=not args.no_decode)
     print(report.format())
     return 0 if report.ok else 1

@@ -89,8 +89,10 @@ class PairedPatchDataset(Dataset):
         augmentation: Augmentation | None = None,
         indices: np.ndarray | None = None,
         info: DatasetInfo | None = None,
+        normalization=None,
     ):
         self.patches = patches
+        self.normalization = normalization  # a teachdiff.data.folder.Normalization, or None: bit depth
         self.augmentation = augmentation
         self.indices = np.arange(len(patches)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.info = info
@@ -110,8 +112,10 @@ class PairedPatchDataset(Dataset):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         j = int(self.indices[i])
         x, y, name = self.patches.patch(j)
-        x = to_model_range(x, self.bit_depth)
-        y = to_model_range(y, self.bit_depth)
+        if self.normalization is not None:
+            x, y = self.normalization.input_to_model(x), self.normalization.target_to_model(y)
+        else:
+            x, y = to_model_range(x, self.bit_depth), to_model_range(y, self.bit_depth)
         if self.augmentation is not None:
             if aug_seed is None:  # plain index: draw from torch's global RNG (teachdiff.train seeds it per item)
                 aug_seed = int(torch.randint(0, 2**31 - 1, ()).item())
@@ -196,6 +200,13 @@ def synthetic_patch_sets(
 _QUICK_PATCHES = {"train": 64, "val": 8, "test": 8}
 
 
+def quick_subset(split: str, n: int) -> np.ndarray | None:
+    """Indices of the evenly spread patches quick mode keeps of a split of ``n`` (None: all)."""
+    if n <= _QUICK_PATCHES[split]:
+        return None
+    return np.linspace(0, n - 1, _QUICK_PATCHES[split]).round().astype(np.int64)
+
+
 def make_datasets(
     name: str,
     root: str | Path | None = None,
@@ -235,9 +246,7 @@ def make_datasets(
                 f"the {split} split of '{name}' has no patches of {patch_size}x{patch_size}; "
                 f"add FOVs or use a smaller patch_size (FOVs: {', '.join(sets[split].fovs) or 'none'})."
             )
-        indices = None
-        if quick and not info.is_synthetic and n > _QUICK_PATCHES[split]:
-            indices = np.linspace(0, n - 1, _QUICK_PATCHES[split]).round().astype(np.int64)
+        indices = quick_subset(split, n) if quick and not info.is_synthetic else None
         aug = augmentation if (split == "train" and augmentation) else None
         datasets[split] = PairedPatchDataset(sets[split], aug, indices=indices, info=info)
     return datasets

@@ -24,6 +24,7 @@ file headers.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -173,7 +174,11 @@ def _subfolders(folder: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class FilePair:
-    """An input file and its target file (same shape), one field of view."""
+    """An input file and its target file (same shape), one field of view.
+
+    ``x_crop``/``y_crop`` (top, left), set only when registration is on and the two files differ
+    in size, cut the centre ``shape`` of the larger one, so registration can align the pair.
+    """
 
     x_path: Path
     y_path: Path
@@ -181,10 +186,19 @@ class FilePair:
     name: str
     shape: tuple[int, int, int]  # (Z, H, W)
     bit_depth: int
+    x_crop: tuple[int, int] | None = None
+    y_crop: tuple[int, int] | None = None
 
     def load(self, cache: "_ArrayCache | None" = None) -> tuple[np.ndarray, np.ndarray]:
         read = cache.read if cache is not None else read_image
-        return read(self.x_path), read(self.y_path)
+        return _crop(read(self.x_path), self.x_crop, self.shape), _crop(read(self.y_path), self.y_crop, self.shape)
+
+
+def _crop(image: np.ndarray, corner: tuple[int, int] | None, shape: tuple[int, int, int]) -> np.ndarray:
+    if corner is None:
+        return image
+    top, left = corner
+    return image[:, top : top + shape[1], left : left + shape[2]]
 
 
 @dataclass(frozen=True)
@@ -261,6 +275,7 @@ def find_pairs(root: str | Path, info: DatasetInfo | None = None) -> dict[str | 
 
 def _pairs_in(root: Path, info: DatasetInfo) -> list[FilePair]:
     raw, gt = root / "raw", root / "gt"
+    make_pair = functools.partial(_make_pair, crop_to_common=info.register)
     for folder in (raw, gt):
         if not folder.is_dir():
             raise _layout_error(info, root, f"{root} has no '{folder.name}/' folder.")
@@ -275,7 +290,7 @@ def _pairs_in(root: Path, info: DatasetInfo) -> list[FilePair]:
             unpaired.append(f"{x_path} (no gt/{x_path.stem}.*)")
             continue
         used_gt.add(y_path)
-        pairs.append(_make_pair(x_path, y_path, fov=x_path.stem, name=x_path.stem))
+        pairs.append(make_pair(x_path, y_path, fov=x_path.stem, name=x_path.stem))
     unpaired += [f"{p} (no raw/{p.stem}.*)" for p in gt_by_stem.values() if p not in used_gt]
     # 2) raw/<fov>/<captures> with gt/<fov>/<one target> (FMD) or gt/<fov>/<same names>.
     for x_dir in _subfolders(raw):
@@ -287,12 +302,12 @@ def _pairs_in(root: Path, info: DatasetInfo) -> list[FilePair]:
             continue
         targets = _images(y_dir)
         if len(targets) == 1:
-            pairs += [_make_pair(c, targets[0], fov=x_dir.name, name=f"{x_dir.name}/{c.stem}") for c in captures]
+            pairs += [make_pair(c, targets[0], fov=x_dir.name, name=f"{x_dir.name}/{c.stem}") for c in captures]
             continue
         target_by_stem = {t.stem: t for t in targets}
         for c in captures:
             if c.stem in target_by_stem:
-                pairs.append(_make_pair(c, target_by_stem[c.stem], fov=x_dir.name, name=f"{x_dir.name}/{c.stem}"))
+                pairs.append(make_pair(c, target_by_stem[c.stem], fov=x_dir.name, name=f"{x_dir.name}/{c.stem}"))
             else:
                 unpaired.append(f"{c} (no {y_dir}/{c.stem}.* and no single target in {y_dir})")
         captured = {c.stem for c in captures}
@@ -312,20 +327,31 @@ def _pairs_in(root: Path, info: DatasetInfo) -> list[FilePair]:
     return pairs
 
 
-def _make_pair(x_path: Path, y_path: Path, fov: str, name: str) -> FilePair:
+def _make_pair(x_path: Path, y_path: Path, fov: str, name: str, crop_to_common: bool = False) -> FilePair:
+    """Pair two files after checking their headers. With ``crop_to_common`` (registration on),
+    files of different height/width are cut to their common centre, which registration then aligns."""
     hx, hy = read_header(x_path), read_header(y_path)
-    if hx.shape != hy.shape:
+    x_crop = y_crop = None
+    shape = hx.shape
+    if hx.shape != hy.shape and crop_to_common and hx.shape[0] == hy.shape[0]:
+        shape = (hx.shape[0], min(hx.shape[1], hy.shape[1]), min(hx.shape[2], hy.shape[2]))
+        x_crop = ((hx.shape[1] - shape[1]) // 2, (hx.shape[2] - shape[2]) // 2)
+        y_crop = ((hy.shape[1] - shape[1]) // 2, (hy.shape[2] - shape[2]) // 2)
+    elif hx.shape != hy.shape:
         raise ValueError(
             f"input {x_path} has shape {hx.shape} (Z, H, W) but its target {y_path} has {hy.shape}. "
             "Input and target must have the same size: resample or crop one of them to the other "
-            "(same pixel size, same field of view) before training."
+            "(same pixel size, same field of view) before training"
+            + (", or turn registration on (--register), which aligns the common centre of the two." if hx.shape[0] == hy.shape[0]
+               else "; the numbers of z-slices must match.")
         )
     if hx.bit_depth != hy.bit_depth:
         raise ValueError(
             f"input {x_path} is {hx.bit_depth}-bit but its target {y_path} is {hy.bit_depth}-bit; "
             "convert both to the same bit depth."
         )
-    return FilePair(x_path=x_path, y_path=y_path, fov=fov, name=name, shape=hx.shape, bit_depth=hx.bit_depth)
+    return FilePair(x_path=x_path, y_path=y_path, fov=fov, name=name, shape=shape, bit_depth=hx.bit_depth,
+                    x_crop=x_crop, y_crop=y_crop)
 
 
 def assign_splits(fovs: Sequence[str], info: DatasetInfo, seed: int = 0) -> dict[str, str]:
@@ -411,7 +437,8 @@ class PatchSet:
     ):
         self.pairs = list(pairs)
         self.patch_size = int(patch_size)
-        self.bit_depth = int(bit_depth)
+        self.bit_depth = int(bit_depth)  # B of the intensity scaling (may be below the pixel type's)
+        self.container_bits = max((p.bit_depth for p in self.pairs), default=self.bit_depth)  # the pixel type's
         self.shifts = list(shifts) if shifts is not None else [(0, 0)] * len(self.pairs)
         self.split = split
         index = [
@@ -476,7 +503,7 @@ class PatchSet:
 
 
 def prepare_dataset(
-    name: str,
+    name: str | DatasetInfo,
     root: str | Path | None = None,
     patch_size: int = 256,
     split_seed: int = 0,
@@ -485,11 +512,12 @@ def prepare_dataset(
 ) -> dict[str, PatchSet]:
     """Index a folder dataset: pairs, registration shifts, patches and FOV splits.
 
-    ``root`` defaults to ``data_dir()/<name>`` (where ``teachdiff data download`` puts data).
-    ``register`` overrides the registry's choice of registering the pairs (§S1.1).
-    Returns ``{"train": PatchSet, "val": PatchSet, "test": PatchSet}``.
+    ``name`` is a registered dataset or a :class:`DatasetInfo` (a user folder:
+    :mod:`teachdiff.data.folder`). ``root`` defaults to ``data_dir()/<name>`` (where
+    ``teachdiff data download`` puts data). ``register`` overrides the registry's choice of
+    registering the pairs (§S1.1). Returns ``{"train": PatchSet, "val": PatchSet, "test": PatchSet}``.
     """
-    info = get_dataset_info(name)
+    info = name if isinstance(name, DatasetInfo) else get_dataset_info(name)
     if info.is_synthetic:
         raise ValueError(f"'{name}' is generated on the fly; use make_dataloaders('{name}') or synthetic_patch_sets().")
     if patch_size < 8:

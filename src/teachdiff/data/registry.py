@@ -46,7 +46,8 @@ ROOT/raw/<name>.tif   low-quality input x (TIFF or PNG; 8- or 16-bit grayscale;
 ROOT/gt/<name>.tif    high-quality target y, same <name> (extension may differ), same size
 Each <name> is one field of view (FOV); FOVs are split into train/val/test as a whole.
 Alternatives:
-  ROOT/raw/<fov>/<name>.png + ROOT/gt/<fov>/<one file>   many captures of a FOV, one target
+  ROOT/raw/<fov>/<name>.tif + ROOT/gt/<fov>/<name>.tif   several images per FOV, paired by name
+  ROOT/raw/<fov>/<name>.png + ROOT/gt/<fov>/<one file>   many captures of a FOV, one target (FMD)
   ROOT/{train,val,test}/raw/... and .../gt/...           to fix the split yourself"""
 
 
@@ -85,6 +86,7 @@ class DatasetInfo:
     download: DownloadSpec | None = None
     synthetic_case: str | None = None
     notes: str = ""
+    fractions: tuple[float, float, float] | None = None  # train/val/test FOV fractions (default: Table S1's)
 
     @property
     def is_synthetic(self) -> bool:
@@ -92,7 +94,9 @@ class DatasetInfo:
 
     @property
     def split_fractions(self) -> tuple[float, float, float]:
-        """Fractions of FOVs for train/val/test, from the patch counts of Table S1."""
+        """Fractions of FOVs for train/val/test: ``fractions``, else from the patch counts of Table S1."""
+        if self.fractions is not None:
+            return self.fractions
         if self.table_s1 is None:
             return (0.8, 0.1, 0.1)
         total = sum(self.table_s1)
