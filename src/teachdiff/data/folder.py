@@ -59,8 +59,9 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("bitdepth", "percentile")
-# Bit depths of common scientific cameras, tried when a 16-bit file uses only part of its range.
-CAMERA_BIT_DEPTHS = (10, 12, 14)
+# Bit depths of common scientific cameras, tried when a 16-bit file uses only part of its range
+# (12 before 10: a dim 12-bit image often stays below 1024, and 12-bit cameras are the common case).
+CAMERA_BIT_DEPTHS = (12, 14)
 # Pixels sampled per split for intensity statistics: enough for stable 0.1 % percentiles.
 _MAX_STAT_PIXELS = 4_000_000
 _MAX_STAT_FILES = 64
@@ -266,7 +267,7 @@ def fit_normalization(config: FolderConfig, train_set: PatchSet, stats: Intensit
 
 
 def camera_bit_depth(max_value: float, container_bits: int) -> int | None:
-    """The smallest common camera bit depth (10, 12, 14) below the container that holds ``max_value``."""
+    """The smallest common camera bit depth (12, 14) below the container that holds ``max_value``."""
     for bits in CAMERA_BIT_DEPTHS:
         if bits < container_bits and max_value <= 2**bits - 1:
             return bits
@@ -274,7 +275,7 @@ def camera_bit_depth(max_value: float, container_bits: int) -> int | None:
 
 
 def bit_depth_warning(max_value: float, container_bits: int, where: str = "the data") -> str | None:
-    """A warning when a 16-bit container holds values that fit in 10, 12 or 14 bits, else None.
+    """A warning when a 16-bit container holds values that fit in 12 or 14 bits, else None.
 
     Scaled as 16-bit, such an image occupies only ``2^b / 2^16`` of the range the network
     expects (1/16 for 12-bit content), so it looks far darker than the data the model learned on.
@@ -305,7 +306,7 @@ def restore_normalization(trained: Normalization | None, image: np.ndarray, wher
     * bitdepth mode: ``B`` = ``bit_depth`` if given, else the training ``B`` when the input has
       the training pixel type (a model trained with ``--bit-depth 12`` reads 16-bit files as
       12-bit), else the input's pixel type, as in the paper. Without an explicit ``bit_depth``,
-      16-bit content that fits in 10-14 bits gives the :func:`bit_depth_warning`.
+      16-bit content that fits in 12 or 14 bits gives the :func:`bit_depth_warning`.
     """
     container = bit_depth_of(np.asarray(image).dtype, where)
     if trained is not None and trained.mode == "percentile":
