@@ -8,11 +8,15 @@ Quick start::
 
     loaders = make_dataloaders("zebrafish")  # after `teachdiff data download zebrafish`
 
+    datasets = make_folder_datasets(FolderConfig("~/my-pairs", bit_depth=12))  # your raw/ + gt/ folder
+
 See :mod:`teachdiff.data.registry` for the datasets, :mod:`teachdiff.data.prepare` for the
-preparation steps (paper §S1) and :mod:`teachdiff.data.loaders` for the batch format.
+preparation steps (paper §S1), :mod:`teachdiff.data.loaders` for the batch format and
+:mod:`teachdiff.data.folder` for your own folders of image pairs and their normalisation.
 """
 
 from teachdiff.data.check import DatasetReport, check_dataset
+from teachdiff.data.folder import FolderConfig, Normalization, make_folder_datasets
 from teachdiff.data.download import DownloadError, download_dataset, download_file
 from teachdiff.data.io import read_image, write_image
 from teachdiff.data.loaders import (
@@ -45,6 +49,8 @@ __all__ = [
     "DatasetReport",
     "DownloadError",
     "EpochSampler",
+    "FolderConfig",
+    "Normalization",
     "MicroscopeConfig",
     "PAPER_DATASETS",
     "PairedPatchDataset",
@@ -60,6 +66,7 @@ __all__ = [
     "from_model_range",
     "get_dataset_info",
     "make_dataloaders",
+    "make_folder_datasets",
     "make_datasets",
     "make_synthetic_dataset",
     "prepare_dataset",
