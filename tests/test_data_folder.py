@@ -295,3 +295,15 @@ def test_nothing_in_out_is_overwritten_without_resume_or_force(tmp_path):
     assert main(args + ["--force"]) == 0
     assert (tmp_path / "run" / "last.pt").is_file()
     assert (tmp_path / "run" / "best.pt").read_bytes() != before["best.pt"]  # the old run's best.pt is gone
+
+
+@pytest.mark.parametrize("model", ["ddpm", "care", "n2v", "pix2pix", "rcan"])
+def test_every_model_trains_on_a_folder_and_saves_its_normalisation(tmp_path, model):
+    folder = FolderConfig(str(flat_folder(tmp_path / "data", n=4, scale=200)), normalize="percentile")
+    args = ["train", "--data", folder.path, "--normalize", "percentile", "--model", model, "--patch-size", "64",
+            "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--out", str(tmp_path / "run"),
+            "--no-progress"]
+    assert main(args) == 0
+    payload = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert payload["kind"] == model and payload["normalization"]["mode"] == "percentile"
+    assert payload["train_config"]["data"]["path"] == folder.path

@@ -46,10 +46,11 @@ class DatasetReport:
             f"dataset     {self.name}",
             f"folder      {self.root}",
             f"layout      {self.layout}",
-            f"bit depth   {self.bit_depth} " + (f"(registry expects {self.expected_bit_depth})" if self.expected_bit_depth
-                                                    else "(from the files' pixel type)"),
-            f"patches     non-overlapping {self.patch_size}x{self.patch_size}",
         ]
+        if self.bit_depth:
+            lines.append(f"bit depth   {self.bit_depth} " + (f"(registry expects {self.expected_bit_depth})"
+                                                             if self.expected_bit_depth else "(the files' pixel type)"))
+        lines.append(f"patches     non-overlapping {self.patch_size}x{self.patch_size}")
         if self.scaling:
             lines.append(f"scaling     {self.scaling}")
         if self.percentiles:
@@ -59,7 +60,8 @@ class DatasetReport:
                 lines.append(f"  {what:<10}" + "".join(f"{values[q]:>10.6g}" for q in qs))
         if self.max_shift is not None:
             lines.append(f"registration largest shift (dy, dx) = {self.max_shift} px")
-        lines.append(f"{'split':<7}{'FOVs':>6}{'pairs':>8}{'slices':>8}{'sub-FOVs':>10}{'patches':>9}{'Table S1':>10}")
+        if self.splits:
+            lines.append(f"{'split':<7}{'FOVs':>6}{'pairs':>8}{'slices':>8}{'sub-FOVs':>10}{'patches':>9}{'Table S1':>10}")
         for split, r in self.splits.items():
             expected = "-" if r.expected_patches is None else str(r.expected_patches)
             lines.append(f"{split:<7}{r.fovs:>6}{r.pairs:>8}{r.slices:>8}{r.sub_fovs:>10}{r.patches:>9}{expected:>10}")
@@ -181,9 +183,9 @@ def check_folder(config, patch_size: int = 256, decode: bool = True, progress: b
     root = _resolve_root(info, config.path)
     found = find_pairs(root, info)
     problems = _decode_problems(found, progress) if decode else []
-    if problems:
-        return DatasetReport(name="your folder", root=root, layout="-", bit_depth=0, expected_bit_depth=0,
-                             patch_size=patch_size, splits={}, problems=problems)
+    if problems:  # indexing would fail on the same files: report them all instead
+        return DatasetReport(name="your folder", root=root, layout="not indexed (files cannot be decoded)",
+                             bit_depth=0, expected_bit_depth=0, patch_size=patch_size, splits={}, problems=problems)
     sets = folders.prepare_folder(config, patch_size, progress=progress)
     splits = _split_reports(sets, None, patch_size, problems)
     train = sets["train"]
