@@ -661,6 +661,7 @@ def train_or_load(dataset: str, preset: str = "quick", model: str = "ddpm", out_
     finished = (out_dir / "last.pt").exists() and load_checkpoint(out_dir / "last.pt").get("finished", False)
     if not finished:
         cfg, method_cfg = train_preset(dataset, preset, model)
-        train(dataclasses.replace(cfg, seed=seed), method_cfg, out_dir, resume=(out_dir / "last.pt").exists(),
-              progress=progress)
+        resume = (out_dir / "last.pt").exists()  # else the folder holds no checkpoint worth keeping: start over
+        train(dataclasses.replace(cfg, seed=seed), method_cfg, out_dir, resume=resume, progress=progress,
+              force=not resume)
     return load_method(out_dir / "best.pt", map_location=teachdiff.device(), expect_kind=model)
