@@ -7,7 +7,6 @@ import dataclasses
 import signal
 
 from teachdiff.cli import non_negative_int, positive_float, positive_int, unit_interval
-
 from teachdiff.data.cli import add_folder_options
 
 EXAMPLES = """

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from teachdiff.cli import non_negative_int, positive_int
+from teachdiff.cli import non_negative_int, positive_float, positive_int
 from teachdiff.data.registry import DATASETS, PAIRED_FOLDER_LAYOUT, data_dir, default_root
 from teachdiff.data.synthetic import CASES
 
@@ -91,9 +91,9 @@ def _download(args) -> int:
 def add_folder_options(parser) -> None:
     """The options that describe a folder of your own pairs (``data check``, ``train --data``)."""
     group = parser.add_argument_group("your own folder of pairs")
-    group.add_argument("--pixel-size", type=float, default=1.0, metavar="NM",
+    group.add_argument("--pixel-size", type=positive_float, default=1.0, metavar="NM",
                        help="pixel size in nm, for the resolution metric (default 1: pixels)")
-    group.add_argument("--bit-depth", type=int, default=None, metavar="B",
+    group.add_argument("--bit-depth", type=positive_int, default=None, metavar="B",
                        help="bits really used, e.g. 12 for a 12-bit camera writing 16-bit files (default: pixel type)")
     group.add_argument("--normalize", default="bitdepth", choices=("bitdepth", "percentile"),
                        help="bitdepth: 0..2^B-1 -> [-1, 1], the paper (default); percentile: --pmin/--pmax of the "
@@ -105,7 +105,7 @@ def add_folder_options(parser) -> None:
                        "their common centre first)")
     group.add_argument("--split", default="0.8,0.1,0.1", metavar="TRAIN,VAL,TEST",
                        help="fractions of FOVs per split (default 0.8,0.1,0.1; split by FOV with a fixed seed)")
-    group.add_argument("--split-seed", type=int, default=0, help="seed of the FOV shuffle (default 0)")
+    group.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the FOV shuffle (default 0)")
 
 
 def folder_config(args, path):
