@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from teachdiff.diffusion import (NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample,
-                                 posterior_mean_variance, predict_y0, q_sample, training_loss)
+from teachdiff.diffusion import (NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample, dpm_solver_levels,
+                                 dpm_solver_pp_sample, posterior_mean_variance, predict_y0, q_sample,
+                                 training_loss)
 
 
 def test_cosine_schedule_matches_formula_by_hand():
@@ -143,3 +144,72 @@ def test_sampler_rejects_bad_arguments():
         ddpm_sample(model, torch.zeros(1, 1, 4, 4), NoiseSchedule(), n_samples=0)
     with pytest.raises(ValueError, match="variance"):
         ddpm_sample(model, torch.zeros(1, 1, 4, 4), NoiseSchedule(), variance="learned")
+
+
+class GaussianOracle(torch.nn.Module):
+    """The exact noise prediction when every pixel of y0 is drawn from N(mu, sd^2), x ignored:
+    E[eps | y_t] = sigma (y_t - a mu) / (a^2 sd^2 + sigma^2), a = sqrt(alpha_bar), sigma^2 = 1 - alpha_bar."""
+
+    def __init__(self, mu: float, sd: float):
+        super().__init__()
+        self.mu, self.sd = mu, sd
+
+    def forward(self, x, y_t, noise_level):
+        ab = noise_level.reshape(-1, 1, 1, 1).double()
+        eps = (1 - ab).sqrt() * (y_t.double() - ab.sqrt() * self.mu) / (ab * self.sd**2 + 1 - ab)
+        return eps.to(y_t.dtype)
+
+
+def _gaussian_ode_answer(y_T, mu, sd, alpha_bar_T, alpha_bar_last):
+    """Where the probability-flow ODE takes y_T for Gaussian data, read out as the samplers do.
+
+    The ODE keeps z = (y_t - a_t mu) / sqrt(a_t^2 sd^2 + sigma_t^2) constant; the samplers end
+    with the denoiser E[y0 | y_t] = mu + a sd^2 z / sqrt(a^2 sd^2 + sigma^2) at the last level."""
+    z = (y_T - math.sqrt(alpha_bar_T) * mu) / math.sqrt(alpha_bar_T * sd**2 + 1 - alpha_bar_T)
+    a = math.sqrt(alpha_bar_last)
+    return mu + a * sd**2 * z / math.sqrt(alpha_bar_last * sd**2 + 1 - alpha_bar_last)
+
+
+def test_dpm_solver_pp_is_second_order_on_a_gaussian_toy():
+    mu, sd = 0.2, 0.3
+    schedule = NoiseSchedule()
+    y_T = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = torch.zeros_like(y_T)
+    exact = _gaussian_ode_answer(y_T, mu, sd, schedule.alpha_bars[-1].item(), schedule.alpha_bars[0].item())
+    errors = {k: (dpm_solver_pp_sample(GaussianOracle(mu, sd), x, schedule, steps=k, clip=False,
+                                       noise=lambda step: y_T, spacing="logsnr")[:, 0] - exact).abs().max().item()
+              for k in (40, 80, 160)}
+    # Second order: doubling the steps divides the error by about 4 (DDIM, first order: by 2).
+    assert 3.5 < errors[40] / errors[80] < 4.5 and 3.5 < errors[80] / errors[160] < 4.5
+    assert errors[160] < 1e-3
+    ddim_160 = (ddim_sample(GaussianOracle(mu, sd), x, schedule, steps=160, clip=False,
+                            noise=lambda step: y_T)[:, 0] - exact).abs().max().item()
+    assert errors[160] < ddim_160 / 10
+
+
+def test_dpm_solver_pp_first_order_steps_are_ddim():
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(2, 1, 3, padding=1).double()
+    model = lambda x, y_t, level: net(torch.cat([x, y_t], 1)) * level.reshape(-1, 1, 1, 1)  # noqa: E731
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    y_T = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    for steps in (1, 2):  # first step and final step are both first-order: exactly DDIM
+        a = dpm_solver_pp_sample(model, x, NoiseSchedule(), steps=steps, noise=lambda step: y_T)
+        b = ddim_sample(model, x, NoiseSchedule(), steps=steps, noise=lambda step: y_T)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    a = dpm_solver_pp_sample(model, x, NoiseSchedule(), steps=3, noise=lambda step: y_T)
+    b = ddim_sample(model, x, NoiseSchedule(), steps=3, noise=lambda step: y_T)
+    assert (a - b).abs().max() > 1e-3  # the second-order step makes a difference
+
+
+def test_dpm_solver_levels_and_bad_arguments():
+    schedule = NoiseSchedule()
+    time_levels = dpm_solver_levels(schedule, 10)
+    assert time_levels == [schedule.alpha_bars[t - 1].item() for t in ddim_timesteps(schedule, 10)]
+    lam = [0.5 * math.log(a / (1 - a)) for a in dpm_solver_levels(schedule, 10, "logsnr")]
+    np.testing.assert_allclose(np.diff(lam), np.diff(lam)[0], rtol=1e-9)
+    assert lam[0] == pytest.approx(0.5 * math.log(time_levels[0] / (1 - time_levels[0])))
+    with pytest.raises(ValueError, match="spacing"):
+        dpm_solver_levels(schedule, 10, "karras")
+    with pytest.raises(ValueError, match="steps"):
+        dpm_solver_pp_sample(GaussianOracle(0, 1), torch.zeros(1, 1, 4, 4), schedule, steps=0)

@@ -366,3 +366,18 @@ def test_restore_image_8bit_values_round_trip_through_the_model_range():
     result = restore_image(Identity(), image, NoiseSchedule(T=4), n_samples=2, tile=16, overlap=4, progress=False)
     np.testing.assert_allclose(result.mean, image, atol=1e-3)
     assert result.std.max() < 1e-5
+
+
+def test_sample_with_dpm_solver_pp_uses_the_noise_field_for_y_T():
+    from teachdiff.diffusion import dpm_solver_pp_sample
+
+    model, schedule = Hybrid(), NoiseSchedule(T=20)
+    x = torch.rand(1, 1, 16, 16) - 0.5
+    got = sample(model, x, schedule, n_samples=2, sampler="dpm++", steps=4, seed=7, progress=False)
+    field = NoiseField(7)
+    y_T = torch.stack([field.crop(schedule.T, 16, 16, sample=i) for i in range(2)])
+    expected = dpm_solver_pp_sample(model, x, schedule, steps=4, n_samples=2, noise=lambda step: y_T)
+    # float32 rounding of the batched network is amplified by 1 / sqrt(alpha_bar_T) at the first step
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-2)
+    other = sample(model, x, schedule, n_samples=2, sampler="dpm++", steps=4, seed=8, progress=False)
+    assert (other - expected).abs().max() > 0.2

@@ -4,7 +4,8 @@ The trained network restores a patch; a user has whole images of any size, 8- or
 wants the paper's DDPM-avg (the mean of N = 15 samples, §S5) together with its uncertainty maps
 (§S5.1, Eqs. 15-16). This module turns one into the other:
 
-- :func:`sample` draws ``n_samples`` restorations per input with DDPM (Eq. 7) or DDIM, in chunks
+- :func:`sample` draws ``n_samples`` restorations per input with DDPM (Eq. 7), DDIM or
+  DPM-Solver++(2M), in chunks
   of at most ``batch_size`` images per network call;
 - :func:`summarize_samples` / :func:`uncertainty_maps` compute the mean, the standard-deviation
   map (Eq. 15) and the entropy map (Eq. 16); :func:`restore` does both steps;
@@ -40,7 +41,7 @@ from tqdm.auto import tqdm
 
 from teachdiff.data import from_model_range, to_model_range
 from teachdiff.data.io import bit_depth_of
-from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample
+from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, dpm_solver_pp_sample
 
 __all__ = [
     "NoiseField",
@@ -58,7 +59,7 @@ __all__ = [
     "restore_image",
 ]
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++")
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -152,9 +153,10 @@ class NoiseField:
 
 def _check_sampler(sampler: str, steps: int, schedule: NoiseSchedule) -> None:
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be 'ddpm' (the paper's Eq. 7) or 'ddim' (fewer steps), got {sampler!r}.")
-    if sampler == "ddim" and (int(steps) != steps or not 1 <= steps <= schedule.T):
-        raise ValueError(f"steps must be an integer in 1..T={schedule.T} for DDIM, got {steps!r}.")
+        raise ValueError(f"sampler must be 'ddpm' (the paper's Eq. 7), 'ddim' or 'dpm++' (DPM-Solver++(2M), "
+                         f"both with fewer steps), got {sampler!r}.")
+    if sampler != "ddpm" and (int(steps) != steps or not 1 <= steps <= schedule.T):
+        raise ValueError(f"steps must be an integer in 1..T={schedule.T} for {sampler}, got {steps!r}.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,8 +271,10 @@ def _sample_items(model, x: torch.Tensor, images: torch.Tensor, tops: torch.Tens
         noise = lambda step: NoiseField.normal(keys, step, xs.dtype)  # noqa: B023, E731
         if sampler == "ddpm":
             y0 = ddpm_sample(model, xs, schedule, clip=clip, variance=variance, noise=noise)[:, 0]
-        else:
+        elif sampler == "ddim":
             y0 = ddim_sample(model, xs, schedule, steps=steps, eta=eta, clip=clip, noise=noise)[:, 0]
+        else:
+            y0 = dpm_solver_pp_sample(model, xs, schedule, steps=steps, clip=clip, noise=noise)[:, 0]
         out[chunk] = y0.to(x.device)
         bar.update()
     bar.close()
@@ -308,7 +312,8 @@ def sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: in
 
     x: (N, C, H, W) in [-1, 1], any height and width (reflection-padded to the network's size
     multiple, cropped back). ``sampler="ddpm"`` is the paper's ancestral sampler over all T
-    steps (Eq. 7); ``"ddim"`` uses ``steps`` network calls (``eta=0`` deterministic given y_T).
+    steps (Eq. 7); ``"ddim"`` uses ``steps`` network calls (``eta=0`` deterministic given y_T), and
+    ``"dpm++"`` (:func:`teachdiff.diffusion.dpm_solver_pp_sample`) as many, deterministic.
 
     The N * n_samples runs are made in chunks of at most ``batch_size`` images per network call
     (default :func:`default_batch_size`). The noise comes from a :class:`NoiseField` seeded by
