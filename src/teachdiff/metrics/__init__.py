@@ -9,6 +9,9 @@ batched helpers). Bad input (shape mismatch, NaN/Inf, empty) raises ``ValueError
 is undefined for a valid input (NRMSE of an all-zero GT, Pearson or resolution of a constant
 image) is ``nan`` with a ``MetricWarning`` saying why; LPIPS is ``nan`` with one warning per
 process when torchvision or its weights are unavailable.
+
+Checks of uncertainty maps against the ground truth (rank correlation, sparsification / AUSE,
+interval coverage, conformal calibration) are in :mod:`teachdiff.metrics.uncertainty`.
 """
 
 from __future__ import annotations
@@ -58,8 +61,18 @@ from teachdiff.metrics.postprocess import (
     align_to_gt,
     clip_and_rescale,
 )
+from teachdiff.metrics.uncertainty import (
+    ConformalScale,
+    SparsificationCurve,
+    ause,
+    interval_coverage,
+    sample_interval,
+    sparsification_curve,
+    uncertainty_rank_correlation,
+)
 
 __all__ = [
+    "ConformalScale",
     "DATA_RANGE",
     "METRICS",
     "MS_SSIM_BETAS",
@@ -70,14 +83,17 @@ __all__ = [
     "LpipsNetwork",
     "MetricInfo",
     "MetricWarning",
+    "SparsificationCurve",
     "align_to_gt",
     "as_image",
+    "ause",
     "clip_and_rescale",
     "decorrelation_analysis",
     "decorrelation_resolution",
     "evaluate",
     "evaluate_batch",
     "get_lpips_network",
+    "interval_coverage",
     "lpips",
     "lpips_batch",
     "mae",
@@ -88,6 +104,9 @@ __all__ = [
     "per_image",
     "psnr",
     "resolution_ratio",
+    "sample_interval",
+    "sparsification_curve",
+    "uncertainty_rank_correlation",
     "without_grid_floor",
 ]
 
