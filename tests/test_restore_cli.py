@@ -167,3 +167,50 @@ def test_cli_end_to_end_with_a_saved_checkpoint(images, tmp_path, capsys):
     assert main(argv + ["--overwrite"]) == 0
     assert main(["restore", "--checkpoint", str(tmp_path / "nope.pt"), str(flat), "--out", str(tmp_path / "o2")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_interval_writes_sample_quantiles_of_the_input_scale(images, tmp_path):
+    flat, stack = images
+    out = tmp_path / "out"
+    written = restore_files(ddpm_method(), [stack], out, n_samples=4, tile=None, interval=0.5, progress=False)
+    assert len(written) == 6 * 2
+    lower, upper = (tifffile.imread(out / f"stack_16bit_{k}.tif") for k in ("lower", "upper"))
+    expected = restore_image(ddpm_method().unet, tifffile.imread(stack), NoiseSchedule(T=4), n_samples=4, tile=None,
+                             interval=0.5, progress=False)
+    assert lower.shape == (2, 24, 19) and lower.dtype == np.float32
+    np.testing.assert_allclose(lower, expected.lower, rtol=1e-6)
+    np.testing.assert_allclose(upper, expected.upper, rtol=1e-6)
+    assert np.all(lower <= upper) and upper.max() > 1000  # 16-bit scale, not [-1, 1]
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        restore_files(ddpm_method(), [flat], tmp_path / "o2", n_samples=1, interval=0.9, progress=False)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        restore_files(ddpm_method(), [flat], tmp_path / "o3", n_samples=2, interval=90, progress=False)
+
+
+def test_calibrated_interval_is_mean_plus_minus_scale_std(images, tmp_path):
+    from teachdiff.metrics import ConformalScale
+
+    flat, _ = images
+    calibration = ConformalScale(level=0.9, scale=2.0, min_std=0.5, settings={"sampler": "ddim", "steps": 2,
+                                                                                "samples": 3})
+    out = tmp_path / "out"
+    restore_files(ddpm_method(), [flat], out, n_samples=3, sampler="ddim", steps=2, tile=None, interval=0.9,
+                  calibration=calibration, progress=False)
+    mean, std, lower, upper = (tifffile.imread(out / f"fov_8bit_{k}.tif") for k in ("mean", "std", "lower", "upper"))
+    half = 2.0 * np.maximum(std * 255, 0.5)  # 8-bit: the 0..255 scale is the input's scale
+    np.testing.assert_allclose(lower, np.clip(mean - half, 0, 255), atol=1e-3)
+    np.testing.assert_allclose(upper, np.clip(mean + half, 0, 255), atol=1e-3)
+
+
+def test_calibration_file_must_match_the_interval_and_the_sampler(tmp_path):
+    from teachdiff.metrics import ConformalScale
+    from teachdiff.restore_cli import load_calibration
+
+    path = ConformalScale(0.9, 2.0, settings={"sampler": "ddim", "steps": 10, "samples": 8}).save(tmp_path / "c.json")
+    assert load_calibration(str(path), 0.9, "ddim", 10, 8).scale == 2.0
+    with pytest.raises(ValueError, match="--interval"):
+        load_calibration(str(path), None, "ddim", 10, 8)
+    with pytest.raises(ValueError, match="fitted for a 0.9"):
+        load_calibration(str(path), 0.8, "ddim", 10, 8)
+    with pytest.raises(ValueError, match="made the same way"):
+        load_calibration(str(path), 0.9, "ddpm", 10, 15)

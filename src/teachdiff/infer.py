@@ -44,8 +44,11 @@ from teachdiff.data.io import bit_depth_of
 from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, dpm_solver_pp_sample
 
 __all__ = [
+    "FAST_SAMPLING",
     "NoiseField",
+    "PAPER_SAMPLING",
     "RestorationResult",
+    "SamplingSetting",
     "sample",
     "sample_tiled",
     "summarize_samples",
@@ -60,6 +63,33 @@ __all__ = [
 ]
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+@dataclass(frozen=True)
+class SamplingSetting:
+    """A sampler, its network calls per sample (``steps``; T for DDPM) and the samples averaged."""
+
+    sampler: str
+    steps: int
+    samples: int
+
+    @property
+    def calls(self) -> int:
+        """Network calls per patch: steps x samples."""
+        return self.steps * self.samples
+
+    def __str__(self) -> str:
+        name = {"ddpm": "DDPM", "ddim": "DDIM", "dpm++": "DPM-Solver++(2M)"}[self.sampler]
+        return f"{name}, {self.steps} steps, mean of {self.samples} samples ({self.calls} network calls per patch)"
+
+
+PAPER_SAMPLING = SamplingSetting("ddpm", 200, 15)
+"""The paper's DDPM-avg (§S5): 15 ancestral samples of T = 200 steps."""
+
+FAST_SAMPLING = SamplingSetting("dpm++", 10, 8)
+"""The fast equivalent: the cheapest setting within 2 % of DDPM-avg-15's MAE on every synthetic
+dataset in ``benchmarks/results/frontier.md`` (measured on the quick models; rerun
+``benchmarks/bench_frontier.py`` on trained models before relying on it for real data)."""
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -354,7 +384,10 @@ class RestorationResult:
       so values lie in [0, 0.5];
     - ``entropy``: Eq. 16, the pixel-wise entropy (natural log, nats) of the values a pixel
       takes across samples after quantisation to 0..255, between 0 and ln N;
-    - ``samples``: all samples (N, n_samples, C, H, W), or None when not kept.
+    - ``samples``: all samples (N, n_samples, C, H, W), or None when not kept;
+    - ``lower``, ``upper``: the per-pixel interval of the samples' quantiles
+      (:func:`teachdiff.metrics.sample_interval`), from :func:`restore_image` with ``interval``;
+      otherwise None.
     """
 
     mean: torch.Tensor
@@ -363,6 +396,8 @@ class RestorationResult:
     entropy: torch.Tensor
     n_samples: int
     samples: torch.Tensor | None = None
+    lower: torch.Tensor | None = None
+    upper: torch.Tensor | None = None
 
 
 def _to_levels(samples: torch.Tensor, levels: int = 256) -> torch.Tensor:
@@ -597,7 +632,8 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
 
 def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_samples: int = 15,
                   bit_depth: int | None = None, tile: int | None = 256, overlap: int = 32,
-                  seed: int = 0, progress: bool = True, normalization=None, **kwargs) -> RestorationResult:
+                  seed: int = 0, progress: bool = True, normalization=None, interval: float | None = None,
+                  calibration=None, **kwargs) -> RestorationResult:
     """Restore a NumPy image (H, W) or z-stack (Z, H, W) of any size, 8- or 16-bit.
 
     Intensities are scaled with :func:`teachdiff.data.to_model_range` (``2 v / (2^B - 1) - 1``,
@@ -608,7 +644,12 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     intensity scale (0..2^B - 1), ``std`` (Eq. 15, in [0, 0.5]) and ``entropy`` (Eq. 16, nats).
     ``normalization`` (a :class:`teachdiff.data.folder.Normalization`, e.g. the one a model trained
     on your folder carries) replaces the bit-depth scaling in both directions.
-    Other keyword arguments go to :func:`restore`.
+    With ``interval`` (a level such as 0.9) also ``lower`` and ``upper``, in the input's scale:
+    the samples' (1 - level)/2 and (1 + level)/2 quantiles per pixel
+    (:func:`teachdiff.metrics.sample_interval`; uncalibrated, see that function for the
+    coverage to expect), or with ``calibration`` (a :class:`teachdiff.metrics.ConformalScale`
+    fitted on the 0..255 scale) the conformal interval mean -+ scale * std. Other keyword
+    arguments go to :func:`restore`.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3):
@@ -625,13 +666,25 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     parts = []
     for z, plane in enumerate(tqdm(stack, desc="slices", unit="slice", disable=not progress or len(stack) < 2)):
         x = torch.as_tensor(to_model(plane))[None, None]
-        parts.append(restore(model, x, schedule, n_samples=n_samples, tile=tile, overlap=overlap, seed=seed + z,
-                             progress=progress, **kwargs))
+        part = restore(model, x, schedule, n_samples=n_samples, tile=tile, overlap=overlap, seed=seed + z,
+                       progress=progress, keep_samples=interval is not None and calibration is None, **kwargs)
+        if interval is not None and calibration is None:
+            from teachdiff.metrics import sample_interval
+
+            part.lower, part.upper = (torch.as_tensor(q) for q in sample_interval(part.samples[0, :, 0], interval))
+            part.samples = None
+        elif interval is not None:  # conformal, on the 0..255 scale of the calibration
+            bounds = calibration.interval((part.mean[0, 0] + 1) * 127.5, 255 * part.std[0, 0])
+            part.lower, part.upper = (torch.as_tensor(q / 127.5 - 1).clamp(-1, 1) for q in bounds)
+        parts.append(part)
     fields = {
         "mean": [back(p.mean[0, 0]).numpy() for p in parts],
         "sample": [back(p.sample[0, 0]).numpy() for p in parts],
         "std": [p.std[0, 0].numpy() for p in parts],
         "entropy": [p.entropy[0, 0].numpy() for p in parts],
     }
+    if interval is not None:
+        fields["lower"] = [back(p.lower.float()).numpy() for p in parts]
+        fields["upper"] = [back(p.upper.float()).numpy() for p in parts]
     arrays = {k: (np.stack(v) if image.ndim == 3 else v[0]).astype(np.float32) for k, v in fields.items()}
     return RestorationResult(**arrays, n_samples=n_samples)

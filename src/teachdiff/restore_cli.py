@@ -7,6 +7,20 @@ For the diffusion model it writes, per input ``<name>.tif``/``.png``, into the o
 - ``<name>_std.tif``     standard-deviation uncertainty map, Eq. 15 (0..255 scale / 255)
 - ``<name>_entropy.tif`` entropy uncertainty map, Eq. 16 (natural log, 0..ln N)
 
+With ``--interval LEVEL`` (e.g. 0.9) it also writes ``<name>_lower.tif`` and ``<name>_upper.tif``:
+by default the per-pixel (1 - LEVEL)/2 and (1 + LEVEL)/2 quantiles of the samples, which are
+*not* calibrated (with N samples even a perfect model's interval covers at most (N - 1)/(N + 1),
+and an overconfident model's covers less; see ``teachdiff.metrics.sample_interval``). With
+``--calibration FILE`` (a ``teachdiff.metrics.ConformalScale`` saved as JSON, fitted on
+validation images restored with the same sampler, steps and samples) they are instead the
+split-conformal interval mean -+ scale * std, which holds its level on data like the
+validation images.
+
+Sampling: the paper's DDPM-avg is ``--sampler ddpm --samples 15`` (200 ancestral steps, 3000
+network calls per patch); ``teachdiff reproduce --preset paper`` uses it. The default here is the
+fast equivalent from ``benchmarks/results/frontier.md``: the cheapest setting whose MAE was
+within 2 % of the paper's on the synthetic datasets.
+
 For a benchmark model (CARE, Noise2Void, pix2pix, UNet-RCAN), which is deterministic and has no
 samples, it writes ``<name>_restored.tif`` only. All TIFFs are float32 with the input's height
 and width (a z-stack gives stacks, restored slice by slice); intensities are in the input's own
@@ -40,11 +54,14 @@ from teachdiff.cli import non_negative_int, positive_int
 
 EXAMPLES = """
 examples:
-  # DDPM-avg of 15 samples with uncertainty maps (the paper's setting, 200 DDPM steps)
+  # the fast default ({fast}) with uncertainty maps
   teachdiff restore --checkpoint runs/mt/best.pt data/raw/fov01.tif --out restored/
 
-  # faster: 20 deterministic DDIM steps, 5 samples, a whole folder
-  teachdiff restore --checkpoint runs/mt/best.pt data/raw/*.tif --samples 5 --sampler ddim --steps 20 --out restored/
+  # the paper's setting: DDPM-avg of 15 samples of 200 ancestral steps, a whole folder
+  teachdiff restore --checkpoint runs/mt/best.pt data/raw/*.tif --sampler ddpm --samples 15 --out restored/
+
+  # a 90 % interval per pixel (lower/upper TIFFs), conformally calibrated on validation images
+  teachdiff restore --checkpoint runs/mt/best.pt fov01.tif --interval 0.9 --calibration mt-calibration.json --out restored/
 
   # a 2560 x 2560 field of view in 256-pixel tiles overlapping by 32 pixels, on a fixed seed
   teachdiff restore --checkpoint runs/mt/best.pt big.tif --tile 256 --overlap 32 --seed 1 --out restored/
@@ -57,12 +74,15 @@ examples:
 """
 
 DIFFUSION_OUTPUTS = ("mean", "sample", "std", "entropy")
+INTERVAL_OUTPUTS = ("lower", "upper")
 BASELINE_OUTPUTS = ("restored",)
 
 
 def add_parser(subparsers) -> None:
+    from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
+
     p = subparsers.add_parser("restore", help="restore images with a trained model (DDPM-avg + uncertainty)",
-                              description=__doc__, epilog=EXAMPLES,
+                              description=__doc__, epilog=EXAMPLES.format(fast=FAST_SAMPLING),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="8/16-bit grayscale TIFF or PNG images or z-stacks")
     source = p.add_mutually_exclusive_group(required=True)
@@ -70,10 +90,18 @@ def add_parser(subparsers) -> None:
                         help="a checkpoint written by `teachdiff train` (best.pt), or that run's --out folder")
     source.add_argument("--model", help="a trained model from the zoo, by name (`teachdiff weights list`)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--samples", type=positive_int, default=15, help="samples averaged into DDPM-avg (default 15, §S5)")
-    p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"],
-                   help="ddpm: the paper's sampler over all T steps; ddim: --steps steps (default ddpm)")
-    p.add_argument("--steps", type=positive_int, default=20, help="DDIM steps (default 20; ignored by ddpm)")
+    fast, paper = FAST_SAMPLING, PAPER_SAMPLING
+    p.add_argument("--samples", type=positive_int, default=fast.samples,
+                   help=f"samples averaged into DDPM-avg (default {fast.samples}; the paper: {paper.samples}, §S5)")
+    p.add_argument("--sampler", default=fast.sampler, choices=["ddpm", "ddim", "dpm++"],
+                   help="ddpm: the paper's ancestral sampler over all T steps; ddim or dpm++ (DPM-Solver++(2M)): "
+                        f"--steps network calls per sample (default {fast.sampler}; the paper: {paper.sampler})")
+    p.add_argument("--steps", type=positive_int, default=fast.steps,
+                   help=f"steps of ddim / dpm++ (default {fast.steps}; ignored by ddpm, which takes all T)")
+    p.add_argument("--interval", type=float, metavar="LEVEL",
+                   help="also write <name>_lower/_upper.tif, a per-pixel interval of this level, e.g. 0.9")
+    p.add_argument("--calibration", metavar="FILE",
+                   help="a ConformalScale JSON: calibrated interval mean -+ scale * std instead of sample quantiles")
     p.add_argument("--tile", type=non_negative_int, default=256, help="tile size in pixels; 0 = whole image at once (default 256)")
     p.add_argument("--overlap", type=non_negative_int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
     p.add_argument("--batch-size", type=positive_int, help="images per network call (default: chosen from the device)")
@@ -94,6 +122,7 @@ def run(args) -> int:
     device = teachdiff.device(args.device)
     # Check the inputs and the output folder before the (slow) checkpoint load and restoration.
     plan_outputs(args.inputs, args.out, outputs=(), overwrite=args.overwrite)
+    calibration = load_calibration(args.calibration, args.interval, args.sampler, args.steps, args.samples)
     if args.model is not None:
         from teachdiff import zoo
 
@@ -106,7 +135,7 @@ def run(args) -> int:
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
-                            bit_depth=args.bit_depth)
+                            bit_depth=args.bit_depth, interval=args.interval, calibration=calibration)
     print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
     return 0
 
@@ -114,6 +143,28 @@ def run(args) -> int:
 # ----------------------------------------------------------------------------------------------
 # Checks before any work
 # ----------------------------------------------------------------------------------------------
+
+
+def load_calibration(path: str | None, level: float | None, sampler: str, steps: int, samples: int):
+    """The ConformalScale of ``--calibration``, checked against ``--interval`` and the sampler options."""
+    if path is None:
+        return None
+    from teachdiff.metrics import ConformalScale
+
+    if level is None:
+        raise ValueError("--calibration needs --interval LEVEL (the level the calibration was fitted for).")
+    calibration = ConformalScale.load(path)
+    if abs(calibration.level - level) > 1e-9:
+        raise ValueError(f"{path} was fitted for a {calibration.level:g} interval, not {level:g}; pass "
+                         f"--interval {calibration.level:g} or fit a calibration for {level:g}.")
+    ours = {"sampler": sampler, "steps": steps if sampler != "ddpm" else None, "samples": samples}
+    fitted = {k: calibration.settings.get(k) for k in ours}
+    if fitted["sampler"] == "ddpm":
+        fitted["steps"] = None
+    if any(fitted[k] is not None and fitted[k] != v for k, v in ours.items()):
+        raise ValueError(f"{path} was fitted on std maps of {fitted}, but this run uses {ours}; the scale holds "
+                         "only for std maps made the same way: pass those options or fit a new calibration.")
+    return calibration
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -173,8 +224,13 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
 def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_samples: int = 15,
                   sampler: str = "ddpm", steps: int = 20, tile: int | None = 256, overlap: int = 32, seed: int = 0,
                   batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
-                  bit_depth: int | None = None) -> list[Path]:
+                  bit_depth: int | None = None, interval: float | None = None, calibration=None) -> list[Path]:
     """Restore image files with a loaded method and write the results; returns the written paths.
+
+    ``interval`` (a level in (0, 1)) adds the ``lower``/``upper`` maps: the samples' quantiles,
+    or with ``calibration`` (a :class:`teachdiff.metrics.ConformalScale`, fitted on the 0..255
+    scale, :func:`teachdiff.infer.restore_image`) the conformal interval mean -+ scale * std, in
+    the input's scale.
 
     ``method`` is what :func:`teachdiff.train.load_method` returns. With ``method.kind ==
     "ddpm"`` it must have ``.unet`` (the noise-prediction network) and ``.schedule``; it may
@@ -195,7 +251,14 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     if cond_channels != 1:
         raise ValueError(f"this checkpoint expects {cond_channels} input channels, but teachdiff restore reads "
                          "single-channel grayscale images; use a model trained on grayscale data.")
-    plan = plan_outputs(inputs, out_dir, DIFFUSION_OUTPUTS if diffusion else BASELINE_OUTPUTS, overwrite)
+    if interval is not None and not 0 < interval < 1:
+        raise ValueError(f"--interval must be a level strictly between 0 and 1, e.g. 0.9, got {interval!r}.")
+    if interval is not None and n_samples < 2:
+        raise ValueError(f"an interval needs at least 2 samples per pixel; pass --samples 2 or more, not {n_samples}.")
+    if calibration is not None and interval is None:
+        raise ValueError("a calibration needs an interval level; pass --interval with --calibration.")
+    outputs = DIFFUSION_OUTPUTS + (INTERVAL_OUTPUTS if interval is not None else ())
+    plan = plan_outputs(inputs, out_dir, outputs if diffusion else BASELINE_OUTPUTS, overwrite)
     if isinstance(method, torch.nn.Module):
         method.eval()
     options = {"kind": getattr(method, "kind", "?"), "tile": tile, "overlap": overlap}
@@ -204,6 +267,9 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
         sampling = dict(sampler=sampler, steps=steps, clip=getattr(config, "clip", True),
                         variance=getattr(config, "variance", "beta"))
         options.update(samples=n_samples, seed=seed, **sampling)
+        if interval is not None:
+            options.update(interval=interval, interval_kind="sample quantiles (uncalibrated)" if calibration is None
+                           else f"conformal, scale {calibration.scale:.4g} fitted on {calibration.n_calibration} px")
 
     written: list[Path] = []
     for path, _files in tqdm(plan, desc="images", unit="image", disable=not progress or len(plan) < 2):
@@ -215,8 +281,10 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
         if diffusion:
             result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples, normalization=scaling,
                                    tile=tile, overlap=overlap, seed=seed, progress=progress, batch_size=batch_size,
-                                   **sampling)
+                                   interval=interval, calibration=calibration, **sampling)
             maps = {"mean": result.mean, "sample": result.sample, "std": result.std, "entropy": result.entropy}
+            if interval is not None:
+                maps["lower"], maps["upper"] = result.lower, result.upper
         else:
             maps = {"restored": _restore_deterministic(method, image, scaling, tile, overlap, batch_size, progress,
                                                        tiled_apply).reshape(stack.shape)}
