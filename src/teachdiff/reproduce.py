@@ -64,8 +64,8 @@ class ReproduceConfig:
     preset: str = "quick"
     models: tuple[str, ...] = ("ddpm", "care", "n2v", "pix2pix", "rcan")
     n_avg: int = 15  # samples averaged for DDPM-avg (paper: 15)
-    sampler: str = "ddpm"  # the paper's ancestral sampler; "ddim" for speed
-    steps: int = 20  # DDIM steps when sampler == "ddim"
+    sampler: str = "ddpm"  # the paper's ancestral sampler; "ddim" or "dpm++" for speed
+    steps: int = 20  # steps of ddim / dpm++
     test_images: int | None = None  # None: the whole test split
     test_patch_size: int = 256
     classical: bool = True
@@ -424,7 +424,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--preset", default="quick", choices=["quick", "paper"])
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
-    p.add_argument("--samples", type=positive_int, help="samples averaged for DDPM-avg (paper: 15)")
+    from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
+
+    fast, paper = FAST_SAMPLING, PAPER_SAMPLING
+    p.add_argument("--samples", type=positive_int, help=f"samples averaged for DDPM-avg (default: the preset's; "
+                                                        f"paper: {paper.samples}, quick: 4)")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++"],
+                   help=f"default: the preset's. --preset paper reproduces the paper with {paper.sampler} "
+                        f"({paper}); quick uses ddim, 10 steps, 4 samples. The fast equivalent of the paper's "
+                        f"setting (benchmarks/results/frontier.md) is --sampler {fast.sampler} --steps "
+                        f"{fast.steps} --samples {fast.samples} ({fast.calls} instead of {paper.calls} calls)")
+    p.add_argument("--steps", type=positive_int, help="steps of ddim / dpm++ (default: the preset's, 10 in quick)")
     p.add_argument("--test-images", type=positive_int, help="score only the first N test patches")
     p.add_argument("--train", action="store_true",
                    help="train every model with the preset even where the model zoo has one")
@@ -435,7 +445,8 @@ def add_parser(subparsers) -> None:
 def _run(args) -> int:
     cfg = ReproduceConfig.preset_for(args.dataset, args.preset)
     changes = {"models": tuple(args.models) if args.models else None, "n_avg": args.samples,
-               "test_images": args.test_images, "use_zoo": False if args.train else None}
+               "test_images": args.test_images, "use_zoo": False if args.train else None,
+               "sampler": args.sampler, "steps": args.steps}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
     reproduce(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "table.md").read_text())
