@@ -214,3 +214,27 @@ def test_calibration_file_must_match_the_interval_and_the_sampler(tmp_path):
         load_calibration(str(path), 0.8, "ddim", 10, 8)
     with pytest.raises(ValueError, match="made the same way"):
         load_calibration(str(path), 0.9, "ddpm", 10, 15)
+
+
+def test_restore_defaults_to_the_fast_setting_and_both_helps_name_the_paper_setting(capsys):
+    import argparse
+
+    from teachdiff import reproduce, restore_cli
+    from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
+
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    restore_cli.add_parser(subparsers)
+    reproduce.add_parser(subparsers)
+    args = parser.parse_args(["restore", "in.tif", "--checkpoint", "c.pt", "--out", "o"])
+    assert (args.sampler, args.steps, args.samples) == (FAST_SAMPLING.sampler, FAST_SAMPLING.steps,
+                                                         FAST_SAMPLING.samples)
+    paper = reproduce.ReproduceConfig.preset_for("synthetic-zebrafish", "paper")
+    assert (paper.sampler, paper.n_avg) == (PAPER_SAMPLING.sampler, PAPER_SAMPLING.samples)
+    for command in ("restore", "reproduce"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"--sampler {PAPER_SAMPLING.sampler}" in text or f"with {PAPER_SAMPLING.sampler}" in text
+        assert f"--steps {FAST_SAMPLING.steps} --samples {FAST_SAMPLING.samples}" in text or \
+            f"default {FAST_SAMPLING.samples}" in text
