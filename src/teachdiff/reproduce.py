@@ -66,6 +66,7 @@ class ReproduceConfig:
     n_avg: int = 15  # samples averaged for DDPM-avg (paper: 15)
     sampler: str = "ddpm"  # the paper's ancestral sampler; "ddim" or "dpm++" for speed
     steps: int = 20  # steps of ddim / dpm++
+    eta: float = 0.0  # ddim only: 0 deterministic, 1 fresh noise at every step
     test_images: int | None = None  # None: the whole test split
     test_patch_size: int = 256
     classical: bool = True
@@ -134,7 +135,8 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
             # its bottleneck attention stays as small as in training.
             tile = method.unet.config.image_size
             samples = sample_tiled(method.unet, x.to(device), method.schedule, n_samples=cfg.n_avg,
-                                   sampler=cfg.sampler, steps=cfg.steps, tile=tile if tile < x.shape[-1] else None,
+                                   sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta,
+                                   tile=tile if tile < x.shape[-1] else None,
                                    overlap=tile // 4, generator=generator, progress=progress).cpu()
             predictions["ddpm"] = _to255(samples[:, 0, 0])
             predictions["ddpm-avg"] = _to255(samples[:, :, 0].mean(1))
@@ -433,8 +435,10 @@ def add_parser(subparsers) -> None:
                    help=f"default: the preset's. --preset paper reproduces the paper with {paper.sampler} "
                         f"({paper}); quick uses ddim, 10 steps, 4 samples. The fast equivalent of the paper's "
                         f"setting (benchmarks/results/frontier.md) is --sampler {fast.sampler} --steps "
-                        f"{fast.steps} --samples {fast.samples} ({fast.calls} instead of {paper.calls} calls)")
+                        f"{fast.steps} --samples {fast.samples}" + (f" --eta {fast.eta:g}" if fast.eta else "") +
+                        f" ({fast.calls} instead of {paper.calls} calls)")
     p.add_argument("--steps", type=positive_int, help="steps of ddim / dpm++ (default: the preset's, 10 in quick)")
+    p.add_argument("--eta", type=float, help="ddim only: 0 deterministic (default), 1 fresh noise at every step")
     p.add_argument("--test-images", type=positive_int, help="score only the first N test patches")
     p.add_argument("--train", action="store_true",
                    help="train every model with the preset even where the model zoo has one")
@@ -446,7 +450,7 @@ def _run(args) -> int:
     cfg = ReproduceConfig.preset_for(args.dataset, args.preset)
     changes = {"models": tuple(args.models) if args.models else None, "n_avg": args.samples,
                "test_images": args.test_images, "use_zoo": False if args.train else None,
-               "sampler": args.sampler, "steps": args.steps}
+               "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
     reproduce(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "table.md").read_text())

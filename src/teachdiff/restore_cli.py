@@ -98,6 +98,8 @@ def add_parser(subparsers) -> None:
                         f"--steps network calls per sample (default {fast.sampler}; the paper: {paper.sampler})")
     p.add_argument("--steps", type=positive_int, default=fast.steps,
                    help=f"steps of ddim / dpm++ (default {fast.steps}; ignored by ddpm, which takes all T)")
+    p.add_argument("--eta", type=float, default=fast.eta,
+                   help=f"ddim only: 0 deterministic, 1 fresh noise at every step (default {fast.eta:g})")
     p.add_argument("--interval", type=float, metavar="LEVEL",
                    help="also write <name>_lower/_upper.tif, a per-pixel interval of this level, e.g. 0.9")
     p.add_argument("--calibration", metavar="FILE",
@@ -122,7 +124,8 @@ def run(args) -> int:
     device = teachdiff.device(args.device)
     # Check the inputs and the output folder before the (slow) checkpoint load and restoration.
     plan_outputs(args.inputs, args.out, outputs=(), overwrite=args.overwrite)
-    calibration = load_calibration(args.calibration, args.interval, args.sampler, args.steps, args.samples)
+    calibration = load_calibration(args.calibration, args.interval, args.sampler, args.steps, args.samples,
+                                   args.eta)
     if args.model is not None:
         from teachdiff import zoo
 
@@ -135,7 +138,8 @@ def run(args) -> int:
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
-                            bit_depth=args.bit_depth, interval=args.interval, calibration=calibration)
+                            bit_depth=args.bit_depth, interval=args.interval, calibration=calibration,
+                            eta=args.eta)
     print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
     return 0
 
@@ -145,7 +149,8 @@ def run(args) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_calibration(path: str | None, level: float | None, sampler: str, steps: int, samples: int):
+def load_calibration(path: str | None, level: float | None, sampler: str, steps: int, samples: int,
+                     eta: float = 0.0):
     """The ConformalScale of ``--calibration``, checked against ``--interval`` and the sampler options."""
     if path is None:
         return None
@@ -157,8 +162,11 @@ def load_calibration(path: str | None, level: float | None, sampler: str, steps:
     if abs(calibration.level - level) > 1e-9:
         raise ValueError(f"{path} was fitted for a {calibration.level:g} interval, not {level:g}; pass "
                          f"--interval {calibration.level:g} or fit a calibration for {level:g}.")
-    ours = {"sampler": sampler, "steps": steps if sampler != "ddpm" else None, "samples": samples}
+    ours = {"sampler": sampler, "steps": steps if sampler != "ddpm" else None, "samples": samples,
+            "eta": eta if sampler == "ddim" else None}
     fitted = {k: calibration.settings.get(k) for k in ours}
+    if fitted["sampler"] != "ddim":
+        fitted["eta"] = None
     if fitted["sampler"] == "ddpm":
         fitted["steps"] = None
     if any(fitted[k] is not None and fitted[k] != v for k, v in ours.items()):
@@ -224,7 +232,8 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
 def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_samples: int = 15,
                   sampler: str = "ddpm", steps: int = 20, tile: int | None = 256, overlap: int = 32, seed: int = 0,
                   batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
-                  bit_depth: int | None = None, interval: float | None = None, calibration=None) -> list[Path]:
+                  bit_depth: int | None = None, interval: float | None = None, calibration=None,
+                  eta: float = 0.0) -> list[Path]:
     """Restore image files with a loaded method and write the results; returns the written paths.
 
     ``interval`` (a level in (0, 1)) adds the ``lower``/``upper`` maps: the samples' quantiles,
@@ -265,7 +274,7 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     if diffusion:
         config = getattr(method, "config", None)
         sampling = dict(sampler=sampler, steps=steps, clip=getattr(config, "clip", True),
-                        variance=getattr(config, "variance", "beta"))
+                        variance=getattr(config, "variance", "beta"), eta=eta)
         options.update(samples=n_samples, seed=seed, **sampling)
         if interval is not None:
             options.update(interval=interval, interval_kind="sample quantiles (uncalibrated)" if calibration is None
