@@ -19,8 +19,11 @@ Models: ``--checkpoint DATASET=PATH`` for a trained checkpoint (e.g. the model z
 the quick model of ``teachdiff.train.train_or_load(dataset, "quick")`` (trained if missing).
 MS-SSIM uses 3 scales (renormalised weights), the most that 64² patches allow (5 need 176²).
 
-Run (CPU, quick models; about 6 CPU-minutes per 64² patch and dataset):
-``python benchmarks/bench_frontier.py --patches 2 --out benchmarks/results``.
+Run (CPU, quick models; the recorded results, about 2 CPU-minutes per 64² patch and dataset,
+but 10-15 wall-minutes on the shared 2-core machine):
+``python benchmarks/bench_frontier.py --datasets synthetic-microtubules synthetic-zebrafish --patches 1
+--calibrate ddim-eta1:20:15 --calibration-patches 8 8``. Settings already in ``frontier/<dataset>.json``
+are kept (an interrupted or extended run resumes); ``--calibrate none`` only rewrites the report.
 Writes ``frontier.md``, ``frontier_<dataset>.png`` and ``frontier/<dataset>.json`` (all numbers,
 read by chapters 5 and 6) under ``--out``.
 """
@@ -221,6 +224,10 @@ def markdown(results: dict[str, dict], args, total_seconds: float) -> str:
              "scale; MS-SSIM uses 3 scales (5 need 176²). Calls = network evaluations per patch = k N. "
              "All samplers start from the same y_T; DDPM-avg-N averages the first N of 15 samples. "
              "The time column is the measured wall time of 15 samples per patch times N / 15.", ""]
+    missing = [d for d in DATASETS if d not in results]
+    if missing:
+        lines += [f"Not measured in this run: {', '.join(missing)} (their quick models and 3000-call DDPM "
+                  "references did not fit the CPU time available; rerun with `--datasets`).", ""]
     for dataset, r in results.items():
         ref = next(x for x in r["rows"] if x["sampler"] == "ddpm" and x["n"] == max(N_AVG))
         best = r["cheapest"]
