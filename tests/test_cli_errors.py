@@ -31,6 +31,8 @@ BAD_VALUES = [
     (RESTORE, "--overlap", ["-8"]),
     (RESTORE, "--batch-size", ["0"]),
     (RESTORE, "--seed", ["-3"]),
+    (RESTORE, "--interval", ["0", "1", "90"]),
+    (RESTORE, "--eta", ["-0.5", "2"]),
     (["data", "check", "folder", "--dataset", "zebrafish"], "--patch-size", ["0"]),
     (["data", "simulate", "toy", "--case", "zebrafish"], "--n-fov", ["0"]),
     (["data", "simulate", "toy", "--case", "zebrafish"], "--size", ["-64"]),
@@ -38,6 +40,8 @@ BAD_VALUES = [
     (["evaluate", "--pred", "p", "--gt", "g", "--out", "s.csv"], "--pixel-size", ["0"]),
     (["reproduce", "zebrafish", "--out", "unused"], "--samples", ["0"]),
     (["reproduce", "zebrafish", "--out", "unused"], "--test-images", ["0"]),
+    (["reproduce", "zebrafish", "--out", "unused"], "--steps", ["0"]),
+    (["reproduce", "zebrafish", "--out", "unused"], "--eta", ["1.5"]),
 ]
 
 

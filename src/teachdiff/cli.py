@@ -68,6 +68,11 @@ def unit_interval(text: str) -> float:
     return _number(text, float, "a number strictly between 0 and 1", lambda v: 0 < v < 1)
 
 
+def zero_to_one(text: str) -> float:
+    """A number from 0 to 1, both included (DDIM's eta)."""
+    return _number(text, float, "a number from 0 to 1", lambda v: 0 <= v <= 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="teachdiff",

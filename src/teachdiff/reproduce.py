@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 import teachdiff
 from teachdiff import metrics, stats
-from teachdiff.cli import positive_int
+from teachdiff.cli import positive_int, zero_to_one
 from teachdiff.paper import METHOD_LABELS, paper_value
 
 __all__ = ["ReproduceConfig", "reproduce", "postprocess", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
@@ -438,7 +438,7 @@ def add_parser(subparsers) -> None:
                         f"{fast.steps} --samples {fast.samples}" + (f" --eta {fast.eta:g}" if fast.eta else "") +
                         f" ({fast.calls} instead of {paper.calls} calls)")
     p.add_argument("--steps", type=positive_int, help="steps of ddim / dpm++ (default: the preset's, 10 in quick)")
-    p.add_argument("--eta", type=float, help="ddim only: 0 deterministic (default), 1 fresh noise at every step")
+    p.add_argument("--eta", type=zero_to_one, help="ddim only: 0 deterministic (default), 1 fresh noise at every step")
     p.add_argument("--test-images", type=positive_int, help="score only the first N test patches")
     p.add_argument("--train", action="store_true",
                    help="train every model with the preset even where the model zoo has one")

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from teachdiff.cli import non_negative_int, positive_int
+from teachdiff.cli import non_negative_int, positive_int, unit_interval, zero_to_one
 
 EXAMPLES = """
 examples:
@@ -98,9 +98,9 @@ def add_parser(subparsers) -> None:
                         f"--steps network calls per sample (default {fast.sampler}; the paper: {paper.sampler})")
     p.add_argument("--steps", type=positive_int, default=fast.steps,
                    help=f"steps of ddim / dpm++ (default {fast.steps}; ignored by ddpm, which takes all T)")
-    p.add_argument("--eta", type=float, default=fast.eta,
+    p.add_argument("--eta", type=zero_to_one, default=fast.eta,
                    help=f"ddim only: 0 deterministic, 1 fresh noise at every step (default {fast.eta:g})")
-    p.add_argument("--interval", type=float, metavar="LEVEL",
+    p.add_argument("--interval", type=unit_interval, metavar="LEVEL",
                    help="also write <name>_lower/_upper.tif, a per-pixel interval of this level, e.g. 0.9")
     p.add_argument("--calibration", metavar="FILE",
                    help="a ConformalScale JSON: calibrated interval mean -+ scale * std instead of sample quantiles")
