@@ -121,14 +121,16 @@ def train_with_curve(dataset: str, model: str, runs: Path, progress: bool, scale
 
 
 def plateau(curve: list[dict]) -> tuple[bool, float]:
-    """(flattened?, relative improvement of the best MAE over the last quarter of the steps)."""
+    """(flattened?, relative improvement of the best MAE over the last quarter of the steps).
+
+    A curve that never went below its first point has not learned, so it has not flattened either."""
     steps = np.array([p["step"] for p in curve])
     maes = np.array([p["val_mae"] for p in curve])
     before = maes[steps <= 0.75 * steps.max()]
     if len(before) == 0:
         return False, float("nan")
     gain = (before.min() - maes.min()) / before.min()
-    return bool(gain < 0.02), float(gain)
+    return bool(gain < 0.02 and maes.min() < maes[0]), float(gain)
 
 
 def score_dataset(dataset: str, runs: Path, progress: bool) -> list[dict]:
