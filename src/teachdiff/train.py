@@ -216,14 +216,12 @@ def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = 
                 use_ema: bool = True) -> RestorationMethod:
     """Rebuild a trained method from a checkpoint, in eval mode (EMA weights when present).
 
-    ``path`` is a checkpoint file or the name of a zoo model (``teachdiff weights list``).
+    ``path`` is anything :func:`resolve_checkpoint` accepts: a checkpoint file, a run folder or the
+    name of a zoo model (``teachdiff weights list``).
     ``method.normalization`` is the intensity mapping it was trained with
     (:class:`teachdiff.data.folder.Normalization`), or None for the paper's: the file's bit depth.
     """
-    from teachdiff import zoo
-
-    if not Path(path).is_file() and zoo.is_zoo_name(str(path)):
-        path = zoo.fetch(str(path))
+    path = resolve_checkpoint(path)
     payload = load_checkpoint(path, map_location)
     kind = payload["kind"]
     if expect_kind is not None and kind != expect_kind:
