@@ -20,8 +20,10 @@ import scipy.ndimage
 import torch
 
 from teachdiff.diffusion import NoiseSchedule, _randn, ddim_sample, ddpm_sample
-from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, default_batch_size, pad_reflect, restore, restore_image, sample,
-                             sample_tiled, summarize_samples, tiled_apply, uncertainty_maps)
+from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, default_batch_size, default_overlap, default_tile,
+                             pad_reflect, plan_tiles, restore, restore_image, sample, sample_tiled, summarize_samples,
+                             tiled_apply, uncertainty_maps)
+from teachdiff.progress import CallProgress
 from teachdiff.unet import MPUNet, UNetConfig
 
 SIGMA = 0.2
@@ -332,6 +334,95 @@ def test_tiling_bad_arguments():
         tiled_apply(lambda t: t, image, tile=30, overlap=4, multiple=4)
     with pytest.raises(ValueError, match="same batch size"):
         tiled_apply(lambda t: t[:, :, :-1], image, tile=32, overlap=4, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast defaults: tile plan, tile size, batching, progress (issue 12 item 4, issue 16 item 1)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_tile_plan_covers_the_image_with_proportional_overlap_and_fewer_tiles_than_before():
+    assert [default_overlap(t) for t in (64, 80, 128, 256)] == [8, 10, 16, 32]  # 1/8, an even number
+    for shape, tile in (((512, 512), 64), ((300, 700), 72), ((37, 50), 32)):
+        plan = plan_tiles(shape, tile, multiple=4)
+        assert plan.overlap == default_overlap(tile)
+        covered = torch.zeros(plan.padded_h, plan.padded_w, dtype=torch.int64)
+        for y in plan.starts_y:
+            for x in plan.starts_x:
+                covered[y:y + plan.tile_h, x:x + plan.tile_w] += 1
+        m = plan.margin
+        assert covered[m:m + shape[0], m:m + shape[1]].min() >= 1  # every image pixel is in a tile
+        for starts, size in ((plan.starts_y, plan.tile_h), (plan.starts_x, plan.tile_w)):
+            assert all(b - a == size - plan.overlap for a, b in zip(starts, starts[1:]))  # overlap exactly
+    # issue 12's 512² run: 64-pixel tiles overlapping by 32 needed 256 tiles; 1/8 overlap needs 100.
+    old, new = plan_tiles((512, 512), 64, 32), plan_tiles((512, 512), 64)
+    assert (old.n_tiles, new.n_tiles) == (256, 100)
+    assert new.pixels < old.pixels / 2
+
+
+def test_default_tile_follows_the_checkpoint_patch_size():
+    for patch in (32, 64):
+        net = MPUNet(UNetConfig(image_size=patch, channels=16, channel_mult=(1, 2, 2), num_blocks=1,
+                                attn_resolutions=(patch // 4,), channels_per_head=16))
+        assert default_tile(net) == patch
+        for shape in ((512, 512), (300, 700)):
+            tile = default_tile(net, shape)
+            assert patch <= tile <= 2 * patch and tile % net.config.size_multiple == 0
+    # 512² with 64-pixel training patches: 72-pixel tiles need 64 tiles instead of 100, fewer pixels.
+    quick = MPUNet(UNetConfig.tiny())
+    tile = default_tile(quick, (512, 512))
+    assert tile > 64 and plan_tiles((512, 512), tile, multiple=4).pixels < plan_tiles((512, 512), 64).pixels
+    # A network whose attention dominates keeps the training size even there.
+    heavy = MPUNet(UNetConfig(image_size=64, channels=4, channel_mult=(1, 2, 2), num_blocks=1,
+                              attn_resolutions=(64,), attn_placement="all", channels_per_head=4))
+    assert default_tile(heavy, (512, 512)) == 64
+
+
+def test_batching_tiles_and_samples_gives_the_same_result_as_one_at_a_time():
+    """Tiles x samples packed into full calls of 7 images equal one image per call (same seed),
+    for a stochastic sampler with a real receptive field; and the calls are as few as 7 allows."""
+    model, schedule = Hybrid(), NoiseSchedule(T=10)
+    x = torch.rand(1, 1, 80, 80) - 0.5
+    kwargs = dict(sampler="ddim", steps=3, eta=1.0, seed=4, tile=32, overlap=8, n_samples=3)
+    meters = [CallProgress(write=lambda _msg: None) for _ in range(2)]
+    one = sample_tiled(model, x, schedule, batch_size=1, progress=meters[0], **kwargs)
+    packed = sample_tiled(model, x, schedule, batch_size=7, progress=meters[1], **kwargs)
+    torch.testing.assert_close(packed, one, rtol=0, atol=1e-5)
+    tiles = plan_tiles(x.shape, 32, 8).n_tiles
+    assert meters[0].done == meters[0].total == tiles * 3 * 3
+    assert meters[1].done == meters[1].total == math.ceil(tiles * 3 / 7) * 3
+
+
+class FakeClock:
+    """Time advances by ``per_call`` seconds at every reading after the first."""
+
+    def __init__(self, per_call):
+        self.now, self.per_call = 0.0, per_call
+
+    def __call__(self):
+        value = self.now
+        self.now += self.per_call
+        return value
+
+
+@pytest.mark.parametrize("per_call, warned", [(5.0, True), (0.1, False)])
+def test_slow_sampler_warning_fires_when_the_estimate_exceeds_the_threshold(per_call, warned):
+    messages = []
+    meter = CallProgress(slow_after_s=60, hint="try DDIM", clock=FakeClock(per_call), write=messages.append)
+    restore_image(GaussianOracle(), np.zeros((20, 20), dtype=np.uint8), NoiseSchedule(T=20), n_samples=2,
+                  tile=None, progress=meter)
+    meter.close()
+    assert meter.total == 20 and meter.estimate_s == pytest.approx(20 * per_call)  # first call x calls
+    assert len(messages) == warned
+    if warned:
+        assert "about 1.7 min" in messages[0] and "try DDIM" in messages[0]
+
+
+def test_progress_counts_the_calls_of_every_slice_of_a_stack():
+    meter = CallProgress(write=lambda _msg: None)
+    restore_image(GaussianOracle(), np.zeros((3, 12, 12), dtype=np.uint8), NoiseSchedule(T=5), n_samples=2,
+                  tile=8, overlap=2, batch_size=2, progress=meter)
+    assert meter.total == meter.done == 3 * plan_tiles((12, 12), 8, 2).n_tiles * 5
 
 
 # ----------------------------------------------------------------------------------------------

@@ -238,3 +238,29 @@ def test_restore_defaults_to_the_fast_setting_and_both_helps_name_the_paper_sett
         assert f"--sampler {PAPER_SAMPLING.sampler}" in text or f"with {PAPER_SAMPLING.sampler}" in text
         assert f"--steps {FAST_SAMPLING.steps} --samples {FAST_SAMPLING.samples}" in text or \
             f"default {FAST_SAMPLING.samples}" in text
+
+
+def test_slow_restore_warns_with_faster_flags_and_no_progress_silences_everything(images, tmp_path, capsys):
+    """slow_after_s=0: any run counts as slow, so the warning must appear after the first call,
+    naming the flags of a faster run; with progress off, neither bar nor warning is printed."""
+    flat, _ = images
+    restore_files(ddpm_method(), [flat], tmp_path / "a", n_samples=N_SAMPLES, tile=32, overlap=8, progress=True,
+                  slow_after_s=0)
+    err = capsys.readouterr().err
+    assert "warning: this restoration will take about" in err and "--sampler ddim --steps 20" in err
+    assert "call" in err  # the bar counts network calls
+    restore_files(ddpm_method(), [flat], tmp_path / "b", n_samples=N_SAMPLES, tile=32, overlap=8, progress=False,
+                  slow_after_s=0)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_fast_setting_hint_points_slower_runs_to_the_fast_setting():
+    from teachdiff.infer import FAST_SAMPLING
+    from teachdiff.restore_cli import fast_setting_hint
+
+    fast = f"--sampler ddim --steps {FAST_SAMPLING.steps} --eta {FAST_SAMPLING.eta:g}"
+    assert fast in fast_setting_hint("ddpm", 20, 15)  # DDPM runs all T steps
+    assert fast in fast_setting_hint("ddim", 50, 3) and "--samples " not in fast_setting_hint("ddim", 50, 3)
+    assert f"--samples {FAST_SAMPLING.samples}" in fast_setting_hint("ddim", FAST_SAMPLING.steps, 30)
+    already_fast = fast_setting_hint("ddim", FAST_SAMPLING.steps, FAST_SAMPLING.samples)
+    assert "--steps" not in already_fast and "fewer --samples" in already_fast and "--device cuda" in already_fast

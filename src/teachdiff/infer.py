@@ -30,6 +30,7 @@ gives those pixels almost no weight.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Sequence
@@ -41,7 +42,8 @@ from tqdm.auto import tqdm
 
 from teachdiff.data import from_model_range, to_model_range
 from teachdiff.data.io import bit_depth_of
-from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, dpm_solver_pp_sample
+from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample, dpm_solver_pp_sample
+from teachdiff.progress import CallProgress, as_progress
 
 __all__ = [
     "FAST_SAMPLING",
@@ -59,10 +61,18 @@ __all__ = [
     "blend_window",
     "pad_reflect",
     "default_batch_size",
+    "memory_budget",
+    "activation_bytes",
+    "TilePlan",
+    "plan_tiles",
+    "default_overlap",
+    "default_tile",
     "restore_image",
 ]
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
+CPU_MAX_BATCH = 8
+OVERLAP_FRACTION = 1 / 8
 
 
 @dataclass(frozen=True)
@@ -214,33 +224,61 @@ def _model_device(model, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def default_batch_size(model, height: int, width: int, device: torch.device | str | None = None) -> int:
-    """Images per network call that fit comfortably in memory: the default ``batch_size``.
+def memory_budget(device: torch.device | str) -> int:
+    """Bytes of activations one network call may use on ``device``: the batching budget.
 
-    The activation memory of one (height x width) image is estimated from the U-Net widths:
-    every block keeps a few feature maps of its width, each level has a quarter of the pixels of
-    the one above, and inference stores no gradients:
-    ``bytes = 4 * H * W * sum_l(width_l * (2 * num_blocks + 4) / 4**l)`` plus the attention
-    matrices. On CUDA a quarter of the free memory is used, capped at 64 images; on CPU and MPS
-    at most 512 MiB of activations and at most 8 images (larger batches do not run faster on a
-    few cores). A model without a ``config`` counts as a 64-channel network.
+    CUDA: a quarter of the free memory. CPU: 1 GiB, or a quarter of the available RAM when that
+    is less. MPS: 2 GiB (its memory is shared with the system and not queryable from torch).
     """
-    device = torch.device(device) if device is not None else _model_device(model, torch.device("cpu"))
-    config = getattr(model, "config", None)
-    pixels = int(height) * int(width)
-    if config is not None:
-        widths = [config.channels * m for m in config.channel_mult]
-        per_pixel = sum(w * (2 * config.num_blocks + 4) / 4**level for level, w in enumerate(widths))
-        bottom = pixels / 4 ** (len(widths) - 1)
-        heads = max(widths) // config.channels_per_head if config.attn_resolutions else 0
-        attention_bytes = 4 * heads * bottom**2
-    else:
-        per_pixel, attention_bytes = 64 * 8, 0
-    per_image = 4 * pixels * per_pixel + attention_bytes
+    device = torch.device(device)
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(max(1, min(64, free // 4 // per_image)))
-    return int(max(1, min(8, (8 * 2**30 // 16) // per_image)))
+        return int(free // 4)
+    if device.type == "mps":
+        return 2 * 2**30
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        available = 8 * 2**30
+    return int(min(2**30, available // 4))
+
+
+def activation_bytes(model, height: int, width: int) -> int:
+    """Estimated activation memory of one (height x width) image in one inference call.
+
+    From the U-Net widths: every block keeps a few feature maps of its width, each level has a
+    quarter of the pixels of the one above, and inference stores no gradients:
+    ``bytes = 4 * H * W * sum_l(width_l * (2 * num_blocks + 4) / 4**l)`` plus the attention
+    matrices ``4 * heads * (H W / 4**(levels - 1))**2``. A model without a ``config`` counts as a
+    64-channel network.
+    """
+    config = getattr(model, "config", None)
+    pixels = int(height) * int(width)
+    if config is None:
+        return 4 * pixels * 64 * 8
+    widths = [config.channels * m for m in config.channel_mult]
+    per_pixel = sum(w * (2 * config.num_blocks + 4) / 4**level for level, w in enumerate(widths))
+    bottom = pixels / 4 ** (len(widths) - 1)
+    heads = max(widths) // config.channels_per_head if config.attn_resolutions else 0
+    return int(4 * pixels * per_pixel + 4 * heads * bottom**2)
+
+
+def default_batch_size(model, height: int, width: int, device: torch.device | str | None = None,
+                       budget: int | None = None) -> int:
+    """Images per network call that fit the device's :func:`memory_budget`: the default ``batch_size``.
+
+    ``budget // activation_bytes(model, height, width)`` images, at least 1. On CUDA at most 64;
+    on CPU and MPS at most ``CPU_MAX_BATCH`` = 8 images: on a few cores larger calls stop paying
+    off once they leave the caches. For the quick model at 64² (CPU time per pixel, two runs in
+    ``benchmarks/results/restore_cpu.md``) one image per call costs 1.5-1.7x what 8 do, 8 are
+    within 5-15 % of the best (15-60 images) and 120 are slower again; the paper's network,
+    with six times the activations per pixel, leaves the caches sooner.
+    ``budget`` (bytes) overrides the device's.
+    """
+    device = torch.device(device) if device is not None else _model_device(model, torch.device("cpu"))
+    budget = memory_budget(device) if budget is None else int(budget)
+    cap = 64 if device.type == "cuda" else CPU_MAX_BATCH
+    return int(max(1, min(cap, budget // activation_bytes(model, height, width))))
 
 
 def _pad_amounts(size: int, multiple: int) -> int:
@@ -280,39 +318,57 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def _calls_per_run(sampler: str, steps: int, schedule: NoiseSchedule) -> int:
+    """Network calls of one sampler run: T for DDPM, the number of DDIM timesteps for DDIM."""
+    return schedule.T if sampler == "ddpm" else len(ddim_timesteps(schedule, steps))
+
+
+class _CountedModel:
+    """The model, reporting every call to a :class:`CallProgress` (for the per-call bar and ETA)."""
+
+    def __init__(self, model, meter: CallProgress):
+        self.model, self.meter = model, meter
+        self.config = getattr(model, "config", None)
+
+    def __call__(self, *args):
+        out = self.model(*args)
+        self.meter.step()
+        return out
+
+
 @torch.no_grad()
 def _sample_items(model, x: torch.Tensor, images: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
                   schedule: NoiseSchedule, n_samples: int, field: NoiseField, batch_size: int,
                   sampler: str, steps: int, eta: float, clip: bool, variance: str,
-                  progress: bool) -> torch.Tensor:
+                  meter: CallProgress | None) -> torch.Tensor:
     """n_samples runs for each of the B inputs in x, in chunks of <= batch_size network inputs.
 
     ``images``, ``tops`` and ``lefts`` (int tensors of shape (B,)) locate each input in its
-    full image, for the noise field. Returns (B, n_samples, C_target, h, w) on x's device.
+    full image, for the noise field. Returns (B, n_samples, C_target, h, w) on x's device. The
+    network runs under ``torch.inference_mode`` (no autograd bookkeeping at all); the result is
+    an ordinary tensor.
     """
     device = _model_device(model, x.device)
+    net = _CountedModel(model, meter) if meter is not None else model
     b, _, h, w = x.shape
     c_target = _target_channels(model)
     item_input = torch.arange(b).repeat_interleave(n_samples)
     item_sample = torch.arange(n_samples).repeat(b)
     out = torch.empty(b * n_samples, c_target, h, w, dtype=x.dtype, device=x.device)
-    chunks = list(torch.split(torch.arange(b * n_samples), batch_size))
-    bar = tqdm(total=len(chunks), desc=f"{sampler.upper()} sampling", unit="batch", disable=not progress, leave=False)
-    for chunk in chunks:
+    for chunk in torch.split(torch.arange(b * n_samples), batch_size):
         which = item_input[chunk]
-        keys = field.keys(images[which].to(device), item_sample[chunk].to(device), c_target,
-                          tops[which].to(device), lefts[which].to(device), h, w)
-        xs = x[which].to(device)
-        noise = lambda step: NoiseField.normal(keys, step, xs.dtype)  # noqa: B023, E731
-        if sampler == "ddpm":
-            y0 = ddpm_sample(model, xs, schedule, clip=clip, variance=variance, noise=noise)[:, 0]
-        elif sampler == "ddim":
-            y0 = ddim_sample(model, xs, schedule, steps=steps, eta=eta, clip=clip, noise=noise)[:, 0]
-        else:
-            y0 = dpm_solver_pp_sample(model, xs, schedule, steps=steps, clip=clip, noise=noise)[:, 0]
-        out[chunk] = y0.to(x.device)
-        bar.update()
-    bar.close()
+        with torch.inference_mode():
+            keys = field.keys(images[which].to(device), item_sample[chunk].to(device), c_target,
+                              tops[which].to(device), lefts[which].to(device), h, w)
+            xs = x[which].to(device)
+            noise = lambda step: NoiseField.normal(keys, step, xs.dtype)  # noqa: B023, E731
+            if sampler == "ddpm":
+                y0 = ddpm_sample(net, xs, schedule, clip=clip, variance=variance, noise=noise)[:, 0]
+            elif sampler == "ddim":
+                y0 = ddim_sample(net, xs, schedule, steps=steps, eta=eta, clip=clip, noise=noise)[:, 0]
+            else:
+                y0 = dpm_solver_pp_sample(net, xs, schedule, steps=steps, clip=clip, noise=noise)[:, 0]
+            out[chunk] = y0.to(x.device)
     return out.reshape(b, n_samples, c_target, h, w)
 
 
@@ -353,7 +409,9 @@ def sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: in
     The N * n_samples runs are made in chunks of at most ``batch_size`` images per network call
     (default :func:`default_batch_size`). The noise comes from a :class:`NoiseField` seeded by
     ``seed`` or by one draw from ``generator``, so the result is reproducible and independent of
-    ``batch_size``. The model is put in eval mode (no dropout) while sampling.
+    ``batch_size``. The model is put in eval mode (no dropout) while sampling. ``progress``:
+    a bar over network calls with an ETA and a warning when the run will take long (``True``),
+    nothing (``False``), or a :class:`teachdiff.progress.CallProgress` to report to.
     """
     _check_images(x)
     _check_sampler(sampler, steps, schedule)
@@ -366,9 +424,17 @@ def sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: in
     batch_size = _check_positive_int(batch_size, "batch_size")
     field = _noise_field(seed, generator)
     zeros = torch.zeros(n, dtype=torch.int64)
-    with _EvalMode(model):
-        out = _sample_items(model, xp, torch.arange(n), zeros, zeros, schedule, n_samples, field, batch_size,
-                            sampler, steps, eta, clip, variance, progress)
+    meter, owned = as_progress(progress)
+    if meter is not None:
+        calls = math.ceil(n * n_samples / batch_size) * _calls_per_run(sampler, steps, schedule)
+        meter.start(calls, f"{sampler.upper()} {n_samples} sample(s)")
+    try:
+        with _EvalMode(model):
+            out = _sample_items(model, xp, torch.arange(n), zeros, zeros, schedule, n_samples, field, batch_size,
+                                sampler, steps, eta, clip, variance, meter)
+    finally:
+        if owned:
+            meter.close()
     return out[..., :h, :w]
 
 
@@ -459,17 +525,20 @@ def summarize_samples(samples: torch.Tensor, keep_samples: bool = False, levels:
 
 @torch.no_grad()
 def restore(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: int = 15, sampler: str = "ddpm",
-            steps: int = 20, tile: int | None = None, overlap: int = 32, batch_size: int | None = None,
-            generator: torch.Generator | None = None, progress: bool = True, keep_samples: bool = False, *,
+            steps: int = 20, tile: int | str | None = None, overlap: int | None = None,
+            batch_size: int | None = None, generator: torch.Generator | None = None,
+            progress: bool | CallProgress = True, keep_samples: bool = False, *,
             seed: int | None = None, eta: float = 0.0, clip: bool = True, variance: str = "beta",
             levels: int = 256) -> RestorationResult:
     """DDPM-avg of ``n_samples`` samples (default 15, §S5) with its uncertainty maps (§S5.1).
 
     x: (N, C, H, W) in [-1, 1], any size. With ``tile=None`` the whole image goes through the
-    network at once (padded to its size multiple); with ``tile=256`` (say) it is processed in
-    overlapping tiles blended by :func:`tiled_apply`, so memory does not grow with the image.
-    Every tile draws its samples from the same position-keyed :class:`NoiseField`, so the
-    samples stay consistent across tiles (see the module docstring).
+    network at once (padded to its size multiple); with ``tile=64`` (say) it is processed in
+    overlapping tiles blended by :func:`tiled_apply`, so memory does not grow with the image;
+    ``tile="auto"`` picks the tile from the model (:func:`default_tile`), ``overlap=None`` is
+    :func:`default_overlap` (1/8 of the tile). Every tile draws its samples from the same
+    position-keyed :class:`NoiseField`, so the samples stay consistent across tiles (see the
+    module docstring).
     """
     samples = sample_tiled(model, x, schedule, n_samples=n_samples, sampler=sampler, steps=steps, tile=tile,
                            overlap=overlap, batch_size=batch_size, generator=generator, progress=progress,
@@ -487,14 +556,22 @@ def ddpm_avg(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: 
 
 @torch.no_grad()
 def sample_tiled(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: int = 1,
-                 sampler: str = "ddpm", steps: int = 20, tile: int | None = 256, overlap: int = 32,
+                 sampler: str = "ddpm", steps: int = 20, tile: int | str | None = "auto", overlap: int | None = None,
                  batch_size: int | None = None, generator: torch.Generator | None = None,
-                 progress: bool = True, *, seed: int | None = None, eta: float = 0.0, clip: bool = True,
-                 variance: str = "beta") -> torch.Tensor:
+                 progress: bool | CallProgress = True, *, seed: int | None = None, eta: float = 0.0,
+                 clip: bool = True, variance: str = "beta") -> torch.Tensor:
     """Like :func:`sample`, but tile by tile (``tile=None``: the whole image in one piece).
 
-    Returns (N, n_samples, C, H, W). ``batch_size`` still bounds the images per network call:
-    ``batch_size // n_samples`` tiles at a time, or one tile split into sample chunks.
+    Returns (N, n_samples, C, H, W). ``tile="auto"`` (the default) is :func:`default_tile`: the
+    training patch size, or a somewhat larger tile where that costs fewer FLOPs for this image;
+    ``overlap=None`` is :func:`default_overlap`, 1/8 of the tile.
+
+    Batching: the (tile, sample) pairs of all tiles are packed into network calls of exactly
+    ``batch_size`` images (default :func:`default_batch_size`, from the device's memory
+    budget) wherever possible -- groups of ``batch_size / gcd(batch_size, n_samples)`` tiles,
+    so that every call of a group is full -- giving about ``tiles * n_samples / batch_size``
+    calls per sampler step. The noise is keyed by position, so the result does not depend on
+    ``batch_size``.
     """
     if tile is None:
         return sample(model, x, schedule, n_samples=n_samples, sampler=sampler, steps=steps,
@@ -504,20 +581,34 @@ def sample_tiled(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sampl
     _check_sampler(sampler, steps, schedule)
     n_samples = _check_positive_int(n_samples, "n_samples")
     multiple = _size_multiple(model)
-    tile_h, tile_w = _tile_shape(x.shape[-2:], tile, overlap, multiple)
+    if tile == "auto":
+        tile = default_tile(model, x.shape[-2:])
+    plan = plan_tiles(x.shape[-2:], tile, overlap, multiple)
     if batch_size is None:
-        batch_size = default_batch_size(model, tile_h, tile_w)
+        batch_size = default_batch_size(model, plan.tile_h, plan.tile_w)
     batch_size = _check_positive_int(batch_size, "batch_size")
     field = _noise_field(seed, generator)
+    group = batch_size // math.gcd(batch_size, n_samples)
+    tiles = x.shape[0] * plan.n_tiles
+    groups = [min(group, tiles - first) for first in range(0, tiles, group)]
+    calls = sum(math.ceil(k * n_samples / batch_size) for k in groups) * _calls_per_run(sampler, steps, schedule)
+    meter, owned = as_progress(progress)
+    if meter is not None:
+        meter.device = meter.device or str(_model_device(model, x.device))
+        meter.start(calls, f"{sampler.upper()} {n_samples} sample(s), {tiles} tile(s) of "
+                           f"{plan.tile_h}x{plan.tile_w}")
 
     def run_tiles(tiles: torch.Tensor, origins: torch.Tensor) -> torch.Tensor:
         return _sample_items(model, tiles, origins[:, 0], origins[:, 1], origins[:, 2], schedule, n_samples,
-                             field, batch_size, sampler, steps, eta, clip, variance, progress=False)
+                             field, batch_size, sampler, steps, eta, clip, variance, meter)
 
-    with _EvalMode(model):
-        return tiled_apply(run_tiles, x, tile=tile, overlap=overlap,
-                           batch_size=max(1, batch_size // n_samples), progress=progress, multiple=multiple,
-                           with_origins=True)
+    try:
+        with _EvalMode(model):
+            return tiled_apply(run_tiles, x, tile=tile, overlap=plan.overlap, batch_size=group, progress=False,
+                               multiple=multiple, with_origins=True)
+    finally:
+        if owned:
+            meter.close()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -546,16 +637,69 @@ def blend_window(size: int, overlap: int, taper_start: bool = True, taper_end: b
     return w.float()
 
 
-def _tile_shape(shape: Sequence[int], tile: int, overlap: int, multiple: int) -> tuple[int, int]:
-    """Check the tiling arguments; the tile shape actually used (smaller for small images)."""
+def default_overlap(tile: int) -> int:
+    """The default overlap of neighbouring tiles: 1/8 of the tile, rounded to an even number
+    (8 pixels for 64-pixel tiles, 32 for 256). Proportional, so that the share of pixels
+    computed twice, about ``1 - (7/8)^2`` = 23 %, is the same for every tile size."""
+    return 2 * round(int(tile) * OVERLAP_FRACTION / 2)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Where the tiles of one (height, width) image go: the geometry of :func:`tiled_apply`.
+
+    The image is mirror-padded by ``margin = overlap // 2`` on every side and then up to an
+    exact tiling; tiles of ``tile_h x tile_w`` start at every (starts_y, starts_x) pair, in the
+    coordinates of the padded image, with stride ``tile - overlap``.
+    """
+
+    height: int
+    width: int
+    tile_h: int
+    tile_w: int
+    overlap: int
+    starts_y: tuple[int, ...]
+    starts_x: tuple[int, ...]
+
+    @property
+    def margin(self) -> int:
+        return self.overlap // 2
+
+    @property
+    def padded_h(self) -> int:
+        return max(self.tile_h, self.starts_y[-1] + self.tile_h)
+
+    @property
+    def padded_w(self) -> int:
+        return max(self.tile_w, self.starts_x[-1] + self.tile_w)
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles per image."""
+        return len(self.starts_y) * len(self.starts_x)
+
+    @property
+    def pixels(self) -> int:
+        """Pixels the network processes per image (overlaps and padding included)."""
+        return self.n_tiles * self.tile_h * self.tile_w
+
+
+def plan_tiles(shape: Sequence[int], tile: int, overlap: int | None = None, multiple: int = 1) -> TilePlan:
+    """The :class:`TilePlan` of an image of ``shape`` (..., H, W); ``overlap=None`` is
+    :func:`default_overlap`. An axis shorter than the tile gets one tile of the padded length
+    rounded up to ``multiple``; ``tile`` must be a multiple of ``multiple``."""
     tile = _check_positive_int(tile, "tile")
+    overlap = default_overlap(tile) if overlap is None else overlap
     if isinstance(overlap, bool) or int(overlap) != overlap or not 0 <= overlap < tile:
         raise ValueError(f"overlap must be an integer in 0..tile-1 = 0..{tile - 1}, got {overlap!r}.")
     if tile % multiple:
         raise ValueError(f"tile={tile} is not divisible by {multiple}, the model's size multiple; "
                          f"use a multiple of {multiple}, e.g. {max(multiple, tile // multiple * multiple)}.")
-    margin = overlap // 2
-    return tuple(min(tile, s + 2 * margin + _pad_amounts(s + 2 * margin, multiple)) for s in shape)
+    h, w = (int(s) for s in shape[-2:])
+    margin = int(overlap) // 2
+    tile_h, tile_w = (min(tile, s + 2 * margin + _pad_amounts(s + 2 * margin, multiple)) for s in (h, w))
+    return TilePlan(h, w, tile_h, tile_w, int(overlap), tuple(_tile_starts(h + 2 * margin, tile_h, overlap)),
+                    tuple(_tile_starts(w + 2 * margin, tile_w, overlap)))
 
 
 def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -567,8 +711,90 @@ def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return [i * stride for i in range(n)]
 
 
+_FLOP_MODELS: dict = {}
+
+
+def _flop_model(model) -> tuple[float, float]:
+    r"""(a, b) with FLOPs(one image of P pixels) = a P + b P^2 for the MP-U-Net ``model``.
+
+    Convolutions and 1x1 projections cost a fixed amount per pixel: 2 C_in k^2 C_out per output
+    pixel, summed over the levels (a P). Self-attention over the N = P / 4^l tokens of its level
+    with C channels costs 4 N^2 C (the two matrix products q^T k and w v), so b P^2. FLOPs depend
+    only on shapes: one forward pass on zeros at a small side (4 m pixels, m the size multiple)
+    with hooks on every :class:`~teachdiff.unet.MPConv` and attention block gives both terms
+    (they agree with torch's FlopCounterMode). A model without MP-U-Net layers counts pixels: (1, 0).
+    """
+    from teachdiff.unet import Block, MPConv
+
+    config = getattr(model, "config", None)
+    key = (type(model), repr(config))
+    if key in _FLOP_MODELS:
+        return _FLOP_MODELS[key]
+    modules = list(model.modules()) if isinstance(model, torch.nn.Module) else []
+    totals = {"conv": 0.0, "attention": 0.0}
+
+    def count_conv(module, _inputs, out):
+        totals["conv"] += 2.0 * out[0].numel() * module.weight[0].numel()
+
+    def count_attention(module, _inputs, out):
+        if module.num_heads:
+            n = out.shape[-2] * out.shape[-1]
+            totals["attention"] += 4.0 * n * n * out.shape[1]
+
+    hooks = [m.register_forward_hook(count_conv) for m in modules if isinstance(m, MPConv)]
+    hooks += [m.register_forward_hook(count_attention) for m in modules if isinstance(m, Block)]
+    if not hooks:
+        return (1.0, 0.0)
+    side = 4 * _size_multiple(model)
+    device = _model_device(model, torch.device("cpu"))
+    try:
+        with _EvalMode(model), torch.inference_mode():
+            x = torch.zeros(1, getattr(config, "cond_channels", 1), side, side, device=device)
+            y = torch.zeros(1, _target_channels(model), side, side, device=device)
+            model(x, y, torch.full((1,), 0.5, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    pixels = side * side
+    result = (max(totals["conv"], 1.0) / pixels, totals["attention"] / pixels**2)
+    _FLOP_MODELS[key] = result
+    return result
+
+
+def default_tile(model, shape: Sequence[int] | None = None) -> int:
+    r"""The tile size for ``model``: its training patch size ``config.image_size``, or a larger
+    one (at most twice as large) where that costs fewer FLOPs on an image of ``shape``.
+
+    Why not simply large tiles: a convolution costs the same per pixel at any tile size, but the
+    bottleneck self-attention over N tokens costs ~N^2 per tile, and N grows with the tile's
+    area, so its cost per tile grows as (tile / s)^4 and per pixel as (tile / s)^2 for training
+    size s. With the proportional :func:`default_overlap`, the share of duplicated pixels is the
+    same for every tile size, so larger tiles only pay off where they cut the padding of the
+    last row and column of tiles. This returns the tile in s, s + m, ..., 2 s (m the size
+    multiple) with the fewest FLOPs for the whole image, ``tiles * (a P + b P^2)`` (see
+    :func:`_flop_model`), the smallest on ties; with ``shape=None`` the training size. A model
+    without ``config.image_size`` gets 256. FLOPs are a fair guide over this range: in two runs
+    the quick model's CPU time per pixel at 128² tiles was 0.97x and 1.21x that at 64², its
+    FLOPs 1.04x (``benchmarks/results/restore_cpu.md``). The cap at 2 s keeps the attention
+    near the token count the network was trained on.
+    """
+    config = getattr(model, "config", None)
+    multiple = _size_multiple(model)
+    train = -(-int(getattr(config, "image_size", 256) or 256) // multiple) * multiple
+    if shape is None:
+        return train
+    a, b = _flop_model(model)
+
+    def cost(tile: int) -> float:
+        plan = plan_tiles(shape, tile, None, multiple)
+        per_tile = plan.tile_h * plan.tile_w
+        return plan.n_tiles * (a * per_tile + b * per_tile**2)
+
+    return min(range(train, 2 * train + 1, multiple), key=lambda t: (cost(t), t))
+
+
 @torch.no_grad()
-def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int = 32, batch_size: int = 4,
+def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int | None = None, batch_size: int = 4,
                 progress: bool = True, multiple: int = 1, with_origins: bool = False) -> torch.Tensor:
     """Apply a patch-wise ``fn`` to a large image in overlapping tiles and blend them seamlessly.
 
@@ -579,9 +805,10 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
     each tile in the coordinates of the original image (negative in the padding), for
     position-dependent work such as the noise field.
 
-    Geometry: the image is mirror-padded by ``overlap // 2`` on every side (the network gets
-    context at the image border) and then up to an exact tiling with stride ``tile - overlap``;
-    an axis shorter than the tile gets one tile of the padded length rounded up to ``multiple``.
+    Geometry (:func:`plan_tiles`): the image is mirror-padded by ``overlap // 2`` on every side
+    (the network gets context at the image border) and then up to an exact tiling with stride
+    ``tile - overlap``; an axis shorter than the tile gets one tile of the padded length rounded
+    up to ``multiple``. ``overlap=None`` is :func:`default_overlap`, 1/8 of the tile.
     Each tile's output is weighted by the separable :func:`blend_window` (taper only where a
     neighbour overlaps), the weighted sum is divided by the sum of weights, and the padding is
     cropped off. Returns (N, ..., H, W) on the image's device. ``tile`` must be a multiple of
@@ -589,13 +816,10 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
     """
     _check_images(image, "image")
     n, _, h, w = image.shape
-    tile_h, tile_w = _tile_shape((h, w), tile, overlap, multiple)
+    plan = plan_tiles((h, w), tile, overlap, multiple)
     batch_size = _check_positive_int(batch_size, "batch_size")
-    margin = overlap // 2
-    starts_y = _tile_starts(h + 2 * margin, tile_h, overlap)
-    starts_x = _tile_starts(w + 2 * margin, tile_w, overlap)
-    padded_h = max(tile_h, starts_y[-1] + tile_h)
-    padded_w = max(tile_w, starts_x[-1] + tile_w)
+    tile_h, tile_w, overlap, margin = plan.tile_h, plan.tile_w, plan.overlap, plan.margin
+    starts_y, starts_x, padded_h, padded_w = plan.starts_y, plan.starts_x, plan.padded_h, plan.padded_w
     padded = pad_reflect(image, margin, padded_h - h - margin, margin, padded_w - w - margin)
 
     origins = [(i, y, x) for i in range(n) for y in starts_y for x in starts_x]
@@ -636,9 +860,9 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
 
 
 def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_samples: int = 15,
-                  bit_depth: int | None = None, tile: int | None = 256, overlap: int = 32,
-                  seed: int = 0, progress: bool = True, normalization=None, interval: float | None = None,
-                  calibration=None, **kwargs) -> RestorationResult:
+                  bit_depth: int | None = None, tile: int | str | None = "auto", overlap: int | None = None,
+                  seed: int = 0, progress: bool | CallProgress = True, normalization=None,
+                  interval: float | None = None, calibration=None, **kwargs) -> RestorationResult:
     """Restore a NumPy image (H, W) or z-stack (Z, H, W) of any size, 8- or 16-bit.
 
     Intensities are scaled with :func:`teachdiff.data.to_model_range` (``2 v / (2^B - 1) - 1``,
@@ -653,8 +877,10 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     the samples' (1 - level)/2 and (1 + level)/2 quantiles per pixel
     (:func:`teachdiff.metrics.sample_interval`; uncalibrated, see that function for the
     coverage to expect), or with ``calibration`` (a :class:`teachdiff.metrics.ConformalScale`
-    fitted on the 0..255 scale) the conformal interval mean -+ scale * std. Other keyword
-    arguments go to :func:`restore`.
+    fitted on the 0..255 scale) the conformal interval mean -+ scale * std.
+    ``tile="auto"``: tiles of about the training patch size (:func:`default_tile`), overlapping
+    by 1/8; ``tile=None``: the whole image at once. One progress bar counts the network calls
+    of all slices. Other keyword arguments go to :func:`restore`.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3):
@@ -668,20 +894,28 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     to_model = normalization.input_to_model if normalization is not None else partial(to_model_range, bit_depth=bit_depth)
     back = normalization.from_model if normalization is not None else partial(from_model_range, bit_depth=bit_depth)
     stack = image[None] if image.ndim == 2 else image
+    meter, owned = as_progress(progress)
+    if meter is not None and meter.bar is None:
+        meter.jobs = len(stack)
     parts = []
-    for z, plane in enumerate(tqdm(stack, desc="slices", unit="slice", disable=not progress or len(stack) < 2)):
-        x = torch.as_tensor(to_model(plane))[None, None]
-        part = restore(model, x, schedule, n_samples=n_samples, tile=tile, overlap=overlap, seed=seed + z,
-                       progress=progress, keep_samples=interval is not None and calibration is None, **kwargs)
-        if interval is not None and calibration is None:
-            from teachdiff.metrics import sample_interval
+    try:
+        for z, plane in enumerate(stack):
+            x = torch.as_tensor(to_model(plane))[None, None]
+            part = restore(model, x, schedule, n_samples=n_samples, tile=tile, overlap=overlap, seed=seed + z,
+                           progress=meter if meter is not None else False,
+                           keep_samples=interval is not None and calibration is None, **kwargs)
+            if interval is not None and calibration is None:
+                from teachdiff.metrics import sample_interval
 
-            part.lower, part.upper = (torch.as_tensor(q) for q in sample_interval(part.samples[0, :, 0], interval))
-            part.samples = None
-        elif interval is not None:  # conformal, on the 0..255 scale of the calibration
-            bounds = calibration.interval((part.mean[0, 0] + 1) * 127.5, 255 * part.std[0, 0])
-            part.lower, part.upper = (torch.as_tensor(q / 127.5 - 1).clamp(-1, 1) for q in bounds)
-        parts.append(part)
+                part.lower, part.upper = (torch.as_tensor(q) for q in sample_interval(part.samples[0, :, 0], interval))
+                part.samples = None
+            elif interval is not None:  # conformal, on the 0..255 scale of the calibration
+                bounds = calibration.interval((part.mean[0, 0] + 1) * 127.5, 255 * part.std[0, 0])
+                part.lower, part.upper = (torch.as_tensor(q / 127.5 - 1).clamp(-1, 1) for q in bounds)
+            parts.append(part)
+    finally:
+        if owned:
+            meter.close()
     fields = {
         "mean": [back(p.mean[0, 0]).numpy() for p in parts],
         "sample": [back(p.sample[0, 0]).numpy() for p in parts],

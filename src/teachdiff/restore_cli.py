@@ -31,8 +31,11 @@ middle slice of a stack; the std map scaled to its 99.5th percentile, the entrop
 Each TIFF's description holds the options as JSON, with the input's bit depth, so that
 ``teachdiff evaluate --pred OUT`` scores the ``_mean`` / ``_restored`` TIFFs on the right scale.
 
-Large images are processed in overlapping tiles (``--tile``, ``--overlap``) blended without
-seams. Existing results are never overwritten unless ``--overwrite`` is given.
+Large images are processed in overlapping tiles blended without seams: by default tiles of
+about the model's training patch size overlapping by 1/8 (``--tile``, ``--overlap`` override).
+One progress bar counts the network calls, with an ETA; a warning after the first call says
+when the run will take long on this device and names a faster setting. Existing results are
+never overwritten unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ examples:
   teachdiff restore --checkpoint runs/mt/best.pt fov01.tif --interval 0.9 --calibration mt-calibration.json --out restored/
 
   # a 2560 x 2560 field of view in 256-pixel tiles overlapping by 32 pixels, on a fixed seed
+  # (default: tiles of the model's training patch size, overlapping by 1/8)
   teachdiff restore --checkpoint runs/mt/best.pt big.tif --tile 256 --overlap 32 --seed 1 --out restored/
 
   # a trained model from the zoo instead of your own checkpoint (`teachdiff weights list`)
@@ -104,8 +108,10 @@ def add_parser(subparsers) -> None:
                    help="also write <name>_lower/_upper.tif, a per-pixel interval of this level, e.g. 0.9")
     p.add_argument("--calibration", metavar="FILE",
                    help="a ConformalScale JSON: calibrated interval mean -+ scale * std instead of sample quantiles")
-    p.add_argument("--tile", type=non_negative_int, default=256, help="tile size in pixels; 0 = whole image at once (default 256)")
-    p.add_argument("--overlap", type=non_negative_int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
+    p.add_argument("--tile", type=non_negative_int, help="tile size in pixels; 0 = whole image at once (default: "
+                   "the model's training patch size, or a little larger where that is cheaper; 256 for baselines)")
+    p.add_argument("--overlap", type=non_negative_int, help="overlap of neighbouring tiles in pixels (default: 1/8 of "
+                   "the tile)")
     p.add_argument("--batch-size", type=positive_int, help="images per network call (default: chosen from the device)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling noise (default 0)")
     p.add_argument("--bit-depth", type=positive_int, metavar="B",
@@ -113,7 +119,7 @@ def add_parser(subparsers) -> None:
                    "model was trained, else the pixel type; a warning says when a 16-bit file looks 12-bit)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or time warnings (for logs)")
     p.set_defaults(func=run)
 
 
@@ -136,12 +142,39 @@ def run(args) -> int:
             print(f"using {checkpoint}: the best checkpoint of the training run in {args.checkpoint}")
         method = load_method(checkpoint, map_location=device)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
-                            steps=args.steps, tile=args.tile or None, overlap=args.overlap, seed=args.seed,
+                            steps=args.steps, tile=_tile_arg(args.tile), overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
                             bit_depth=args.bit_depth, interval=args.interval, calibration=calibration,
                             eta=args.eta)
     print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
     return 0
+
+
+def _tile_arg(tile: int | None) -> int | str | None:
+    """--tile: absent = "auto" (from the model), 0 = None (the whole image), else the size."""
+    if tile is None:
+        return "auto"
+    return tile or None
+
+
+def fast_setting_hint(sampler: str, steps: int, n_samples: int) -> str:
+    """What to pass for a faster restoration, for the slow-run warning.
+
+    A run slower than the fast setting (:data:`teachdiff.infer.FAST_SAMPLING`, whose MAE was
+    within 2 % of the paper's DDPM-avg) is pointed to it; a run already that fast can only
+    drop samples (a noisier mean and uncertainty map) or move to a GPU.
+    """
+    from teachdiff.infer import FAST_SAMPLING as fast
+
+    flags = []
+    if sampler == "ddpm" or steps > fast.steps:
+        flags.append(f"--sampler {fast.sampler} --steps {fast.steps} --eta {fast.eta:g}")
+    if n_samples > fast.samples:
+        flags.append(f"--samples {fast.samples}")
+    if flags:
+        return f"for a faster result use {' '.join(flags)} (the fast setting: {fast}), or a GPU (--device cuda)"
+    return ("for a faster result use fewer --samples (a noisier mean and uncertainty map), restore a crop first, "
+            "or use a GPU (--device cuda)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,10 +263,10 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
 
 
 def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_samples: int = 15,
-                  sampler: str = "ddpm", steps: int = 20, tile: int | None = 256, overlap: int = 32, seed: int = 0,
-                  batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
+                  sampler: str = "ddpm", steps: int = 20, tile: int | str | None = "auto", overlap: int | None = None,
+                  seed: int = 0, batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
                   bit_depth: int | None = None, interval: float | None = None, calibration=None,
-                  eta: float = 0.0) -> list[Path]:
+                  eta: float = 0.0, slow_after_s: float = 300.0) -> list[Path]:
     """Restore image files with a loaded method and write the results; returns the written paths.
 
     ``interval`` (a level in (0, 1)) adds the ``lower``/``upper`` maps: the samples' quantiles,
@@ -245,14 +278,19 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     "ddpm"`` it must have ``.unet`` (the noise-prediction network) and ``.schedule``; it may
     have ``.config.clip`` and ``.config.variance`` (the sampler options it was trained
     with). Any other kind must have ``.restore(x)`` mapping (N, 1, H, W) in [-1, 1] to the same.
-    See the module docstring for the files written. ``tile=None`` restores whole images.
     Intensities are mapped as the model was trained (``method.normalization``, see
     :func:`teachdiff.data.folder.restore_normalization`; ``bit_depth`` overrides the bit depth)
     and the results are written in the input's intensity scale.
+    See the module docstring for the files written. ``tile=None`` restores whole images,
+    ``tile="auto"`` picks tiles from the model (:func:`teachdiff.infer.default_tile`; 256 for a
+    baseline, whose convolutions cost the same per pixel at any tile size). With ``progress``, a
+    bar over network calls and, when the first call predicts more than ``slow_after_s`` seconds
+    for an image, a warning naming faster flags (:func:`fast_setting_hint`).
     """
     from teachdiff.data import read_image
     from teachdiff.data.folder import restore_normalization
     from teachdiff.infer import restore_image, tiled_apply
+    from teachdiff.progress import CallProgress
 
     diffusion = getattr(method, "kind", None) == "ddpm"
     network = method.unet if diffusion else method
@@ -288,15 +326,20 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
             tqdm.write(f"warning: {warning}", file=sys.stderr)
         stack = image[0] if image.shape[0] == 1 else image
         if diffusion:
-            result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples, normalization=scaling,
-                                   tile=tile, overlap=overlap, seed=seed, progress=progress, batch_size=batch_size,
-                                   interval=interval, calibration=calibration, **sampling)
+            meter = CallProgress(slow_after_s, fast_setting_hint(sampler, steps, n_samples)) if progress else False
+            try:
+                result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples,
+                                       normalization=scaling, tile=tile, overlap=overlap, seed=seed, progress=meter,
+                                       batch_size=batch_size, interval=interval, calibration=calibration, **sampling)
+            finally:
+                if meter:
+                    meter.close()
             maps = {"mean": result.mean, "sample": result.sample, "std": result.std, "entropy": result.entropy}
             if interval is not None:
                 maps["lower"], maps["upper"] = result.lower, result.upper
         else:
-            maps = {"restored": _restore_deterministic(method, image, scaling, tile, overlap, batch_size, progress,
-                                                       tiled_apply).reshape(stack.shape)}
+            maps = {"restored": _restore_deterministic(method, image, scaling, 256 if tile == "auto" else tile,
+                                                       overlap, batch_size, progress, tiled_apply).reshape(stack.shape)}
         for suffix, values in maps.items():
             # bit_depth: the scale the values are on, for `teachdiff evaluate` (percentile mode: the pixel type's)
             scale_bits = scaling.bit_depth if scaling.mode == "bitdepth" else scaling.container_bits

@@ -1,0 +1,175 @@
+"""Restore time of a 512 x 512 image on a CPU: the new tiling defaults against the old ones.
+
+Writes ``benchmarks/results/restore_cpu.md``. Run:
+``TEACHDIFF_RUNS=<runs> python benchmarks/bench_restore.py --threads 2 1`` (``--full`` adds
+an end-to-end run of the new default).
+
+The setting is issue 12's: one 512² synthetic-microtubules capture, DDPM-avg of 15 samples with
+DDIM-10, the chapter-4 quick model (``train_or_load("synthetic-microtubules", "quick", "ddpm")``,
+trained if absent). Each setting's plan (tiles, images per call, network calls) comes from
+:func:`teachdiff.infer.plan_tiles`; its time is the measured time of one network call of its
+shape (median of 3 after a warm-up) times its number of calls -- the network is all but the
+whole cost, and this keeps the old defaults (which take many minutes) measurable. Settings:
+
+1. **new default**: ``tile="auto"`` (:func:`teachdiff.infer.default_tile`), overlap 1/8, the
+   (tile, sample) pairs packed into full calls of ``default_batch_size`` images;
+2. the training size 64 with overlap 1/8, packed the same way (what ``"auto"`` adds);
+3. **old CLI default** ``tile=256, overlap=32``: one tile at a time in calls of 3 images (the
+   old ``default_batch_size``), 5 calls per tile and step;
+4. **issue 12's run** ``tile=64, overlap=32``: one tile at a time, calls of 8 + 7 images (the
+   7-image calls are timed as 8).
+
+Then the per-pixel CPU time of one call against the tile size (the attention cost) and against the
+batch size (the batching cap). The machine is shared with other jobs: the load average is
+printed, and the process CPU time (``time.process_time``) is given beside the wall clock --
+with one thread it is about what the run takes on one unloaded core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+OUT = Path(__file__).parent / "results" / "restore_cpu.md"
+N_SAMPLES, STEPS, SIZE = 15, 10, 512
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def per_pixel_call(net, batch: int, side: int, repeats: int = 5) -> float:
+    """Least CPU time of one network call per image pixel (ns): with one thread, about the
+    unloaded time, however busy the machine."""
+    x = torch.zeros(batch, 1, side, side)
+    level = torch.full((batch,), 0.5)
+    best = math.inf
+    with torch.inference_mode():
+        net(x, x, level)
+        for _ in range(repeats):
+            start = time.process_time()
+            net(x, x, level)
+            best = min(best, time.process_time() - start)
+    return best / (batch * side * side) * 1e9
+
+
+def per_call(net, batch: int, side: int, repeats: int = 3) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of one network call of ``batch`` images of side ``side``."""
+    x = torch.zeros(batch, 1, side, side)
+    level = torch.full((batch,), 0.5)
+    walls, cpus = [], []
+    with torch.inference_mode():
+        net(x, x, level)
+        for _ in range(repeats):
+            _, wall, cpu = timed(lambda: net(x, x, level))
+            walls.append(wall)
+            cpus.append(cpu)
+    return sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
+
+
+def measure(net, schedule, image, threads: int, full: bool) -> list[str]:
+    from teachdiff.infer import _calls_per_run, default_batch_size, default_tile, plan_tiles, restore_image
+
+    torch.set_num_threads(threads)
+    steps = _calls_per_run("ddim", STEPS, schedule)
+    m = net.config.size_multiple
+    lines = [f"### {threads} torch thread(s)", "", f"Load before: `{load()}`", ""]
+    auto = default_tile(net, image.shape)
+    settings = []
+    for name, tile, overlap in ((f"new default: tile {auto} (auto), overlap 1/8", auto, None),
+                                ("training size: tile 64, overlap 1/8", 64, None)):
+        plan = plan_tiles(image.shape, tile, overlap, m)
+        batch = default_batch_size(net, plan.tile_h, plan.tile_w, "cpu")
+        settings.append((name, plan, batch, math.ceil(plan.n_tiles * N_SAMPLES / batch) * steps))
+    for name, tile, batch in (("old CLI default: tile 256, overlap 32", 256, 3),
+                              ("issue 12's run: tile 64, overlap 32", 64, 8)):
+        plan = plan_tiles(image.shape, tile, 32, m)
+        settings.append((name, plan, batch, plan.n_tiles * math.ceil(N_SAMPLES / batch) * steps))
+    lines += ["| setting | tiles | pixels per sample-step | images per call | network calls | wall | CPU time |",
+              "|---|---|---|---|---|---|---|"]
+    for name, plan, batch, calls in settings:
+        wall, cpu = per_call(net, batch, plan.tile_h)
+        lines.append(f"| {name} | {plan.n_tiles} | {plan.pixels} | {batch} | {calls} | {wall * calls:.0f} s | "
+                     f"{cpu * calls:.0f} s |")
+        print(lines[-1], flush=True)
+    if full:
+        _, wall, cpu = timed(lambda: restore_image(net, image, schedule, n_samples=N_SAMPLES, sampler="ddim",
+                                                   steps=STEPS, seed=0, progress=False))
+        lines.append(f"| new default, end to end (`restore_image`) | | | | | {wall:.0f} s | {cpu:.0f} s |")
+        print(lines[-1], flush=True)
+
+    from teachdiff.infer import _flop_model
+
+    tile_costs = {side: per_pixel_call(net, 8, side) for side in (64, 72, 96, 128)}
+    batch_costs = {b: per_pixel_call(net, b, 64) for b in (1, 4, 8, 15, 30, 60, 120)}
+    a, b = _flop_model(net)
+    share = {side: b * side**2 / (a + b * side**2) for side in tile_costs}
+    ratio = tile_costs[128] / tile_costs[64]
+    lines += [
+        "",
+        "Per-pixel CPU time of one network call (8 images per call), least of 5:",
+        "",
+        "| tile | CPU ns / pixel | attention share of the FLOPs |",
+        "|---|---|---|",
+        *[f"| {side}² | {cost:.0f} | {share[side]:.1%} |" for side, cost in tile_costs.items()],
+        "",
+        f"From 64² to 128² the time per pixel changes {ratio:.2f}x; the FLOPs per pixel grow "
+        f"{(a + 4 * b * 64**2) / (a + b * 64**2):.2f}x (attention {share[64]:.1%} of the FLOPs at 64², "
+        f"{share[128]:.1%} at 128²).",
+        "",
+        "Per-pixel CPU time of one call at 64² against the images per call, least of 5:",
+        "",
+        "| images per call | CPU ns / pixel |",
+        "|---|---|",
+        *[f"| {b} | {cost:.0f} |" for b, cost in batch_costs.items()],
+        "",
+        f"Load after: `{load()}`",
+        "",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    parser.add_argument("--full", action="store_true", help="also run the new default end to end")
+    args = parser.parse_args()
+
+    from teachdiff.data.synthetic import simulate_pair
+    from teachdiff.train import train_or_load
+
+    method = train_or_load("synthetic-microtubules", "quick", "ddpm", progress=False)
+    net, schedule = method.unet.eval(), method.schedule
+    image = simulate_pair("microtubules", SIZE, seed=7).x
+    text = [
+        "# Restoring a 512² image on a CPU (issue 12, item 4)",
+        "",
+        f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__}; shared with "
+        "other jobs. Script: `benchmarks/bench_restore.py`.",
+        "",
+        f"Setting: one {SIZE}² synthetic-microtubules capture, DDPM-avg of {N_SAMPLES} samples with DDIM-{STEPS}, "
+        "the chapter-4 quick model (`tiny` U-Net, trained on 64² patches). Times are the measured time of one "
+        "network call of each setting's shape times its number of calls.",
+        "",
+    ]
+    for threads in args.threads:
+        text += measure(net, schedule, image, threads, args.full)
+    OUT.write_text("\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
