@@ -21,12 +21,15 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from teachdiff import precision
+
 __all__ = [
     "NoiseSchedule",
     "q_sample",
     "predict_y0",
     "posterior_mean_variance",
     "training_loss",
+    "predict_noise",
     "ddpm_sample",
     "ddim_sample",
     "dpm_solver_levels",
@@ -188,6 +191,19 @@ def training_loss(model: Model, x: torch.Tensor, y0: torch.Tensor, schedule: Noi
     return torch.mean((eps_hat.float() - noise.float()) ** 2)
 
 
+def predict_noise(model: Model, x: torch.Tensor, y_t: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    r"""One network call of a sampler: \epsilon_\theta(x, y_t, \bar\alpha) for the whole batch.
+
+    The network runs under the autocast of :mod:`teachdiff.precision` (bf16 or fp16 on a GPU,
+    float32 on the CPU unless :func:`teachdiff.precision.set_precision` says otherwise); its
+    output is returned in y_t's dtype, so the sampler's own updates stay in float32.
+    """
+    level = torch.full((x.shape[0],), alpha_bar, device=x.device, dtype=x.dtype)
+    with precision.autocast(x.device):
+        eps_hat = model(x, y_t, level)
+    return eps_hat.to(y_t.dtype)
+
+
 def _repeat_for_samples(x: torch.Tensor, n_samples: int) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -232,7 +248,7 @@ def ddpm_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sample
     trajectory = []
     for t in tqdm(range(schedule.T, 0, -1), desc="DDPM sampling", disable=not progress, leave=False):
         alpha_bar_t = schedule.alpha_bars[t - 1].item()
-        eps_hat = model(xs, y_t, torch.full((xs.shape[0],), alpha_bar_t, device=xs.device, dtype=xs.dtype))
+        eps_hat = predict_noise(model, xs, y_t, alpha_bar_t)
         y0_hat = predict_y0(y_t, eps_hat, alpha_bar_t)
         if clip:
             y0_hat = y0_hat.clamp(-1, 1)
@@ -286,7 +302,7 @@ def ddim_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, steps: i
     for i, t in enumerate(tqdm(ts, desc="DDIM sampling", disable=not progress, leave=False)):
         alpha_bar_t = schedule.alpha_bars[t - 1].item()
         alpha_bar_s = schedule.alpha_bars[ts[i + 1] - 1].item() if i + 1 < len(ts) else 1.0
-        eps_hat = model(xs, y_t, torch.full((xs.shape[0],), alpha_bar_t, device=xs.device, dtype=xs.dtype))
+        eps_hat = predict_noise(model, xs, y_t, alpha_bar_t)
         y0_hat = predict_y0(y_t, eps_hat, alpha_bar_t)
         if clip:
             y0_hat = y0_hat.clamp(-1, 1)

@@ -32,7 +32,7 @@ class RestorationMethod(nn.Module):
     ``forward`` computes the training loss so that ``DistributedDataParallel`` can wrap the
     method directly. Set ``supervised = False`` for methods that must never see the target
     (Noise2Void: the trainer then passes ``y=None``). A method with several optimizers (a GAN)
-    sets ``custom_step = True`` and implements ``training_step``.
+    sets ``custom_step = True`` and implements ``training_step`` (mixed precision included).
     """
 
     kind: ClassVar[str] = ""
@@ -55,7 +55,11 @@ class RestorationMethod(nn.Module):
     def make_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)]
 
-    def training_step(self, x, y, optimizers, generator=None) -> dict[str, float]:
+    def training_step(self, x, y, optimizers, generator=None, amp=None) -> dict[str, float]:
+        """One optimisation step of a ``custom_step`` method. ``amp`` is the run's
+        :class:`teachdiff.precision.TrainingPrecision`: run the forward passes under
+        ``amp.autocast()`` and replace ``loss.backward(); opt.step()`` by ``amp.backward(loss);
+        amp.step([opt])`` (the trainer calls ``amp.update()`` once after the whole step)."""
         raise NotImplementedError(f"{type(self).__name__} sets custom_step but has no training_step")
 
     def config_dict(self) -> dict:

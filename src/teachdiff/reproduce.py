@@ -1,6 +1,6 @@
 """Re-run a paper result: train (or load) every model, restore the test split, score, compare.
 
-``teachdiff reproduce DATASET --preset quick|paper --out DIR`` does, for one dataset:
+``teachdiff reproduce DATASET --preset quick|colab|paper --out DIR`` does, for one dataset:
 
 1. load each model from the model zoo (``teachdiff weights list``) when it has one for this dataset
    and preset; otherwise (or with ``--train``) train it with its preset, or load
@@ -21,7 +21,9 @@ In the ``quick`` preset everything is small (64² training patches, a tiny netwo
 patches of 192² -- the smallest size MS-SSIM's five scales accept is 176² --, 4 DDIM samples of
 10 steps) so it runs on a CPU in minutes; the numbers then say that the
 pipeline works, not what the paper measured. Synthetic datasets are compared with the paper's
-numbers of the matching real dataset only as a reference point, and the table says so.
+numbers of the matching real dataset only as a reference point, and the table says so. The
+``colab`` preset trains each model's ``colab`` preset (one Colab T4 session, see
+``teachdiff.train.train_preset``) and scores the paper's DDPM-avg on 8 test patches.
 """
 
 from __future__ import annotations
@@ -83,7 +85,11 @@ class ReproduceConfig:
             return cls(dataset, preset)
         if preset == "quick":
             return cls(dataset, preset, n_avg=4, sampler="ddim", steps=10, test_images=4, test_patch_size=192)
-        raise ValueError(f"preset must be 'quick' or 'paper', got {preset!r}.")
+        if preset == "colab":
+            # The paper's DDPM-avg (15 x 200 DDPM steps) on 8 test patches: 8 x 3000 forward passes
+            # of 0.42 TFLOP = 10 PFLOP, about 8-10 minutes on a T4 at 25-35 % of 65 TFLOP/s.
+            return cls(dataset, preset, test_images=8)
+        raise ValueError(f"preset must be 'quick', 'colab' or 'paper', got {preset!r}.")
 
 
 def _to255(t: torch.Tensor) -> np.ndarray:
@@ -423,7 +429,10 @@ def add_parser(subparsers) -> None:
                               description=__doc__, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", help="a name from `teachdiff data list`")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument("--preset", default="quick", choices=["quick", "colab", "paper"],
+                   help="quick: minutes on a CPU; colab: one Colab T4 session; paper: the paper's settings")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU (teachdiff.precision)")
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
     from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
@@ -447,6 +456,9 @@ def add_parser(subparsers) -> None:
 
 
 def _run(args) -> int:
+    from teachdiff.precision import set_precision
+
+    set_precision(args.precision)
     cfg = ReproduceConfig.preset_for(args.dataset, args.preset)
     changes = {"models": tuple(args.models) if args.models else None, "n_avg": args.samples,
                "test_images": args.test_images, "use_zoo": False if args.train else None,

@@ -118,6 +118,9 @@ def add_parser(subparsers) -> None:
                    help="bits the camera really used, e.g. 12 for 12-bit data in 16-bit files (default: as the "
                    "model was trained, else the pixel type; a warning says when a 16-bit file looks 12-bit)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 autocast on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or time warnings (for logs)")
     p.set_defaults(func=run)
@@ -125,6 +128,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     import teachdiff
+    from teachdiff import precision
     from teachdiff.train import checkpoint_file, load_method
 
     device = teachdiff.device(args.device)
@@ -141,6 +145,8 @@ def run(args) -> int:
         if checkpoint != Path(args.checkpoint):
             print(f"using {checkpoint}: the best checkpoint of the training run in {args.checkpoint}")
         method = load_method(checkpoint, map_location=device)
+    precision.set_precision(args.precision)
+    precision.prepare_network(method, device, compile=args.compile)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=_tile_arg(args.tile), overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,

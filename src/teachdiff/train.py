@@ -3,8 +3,9 @@
 The paper's recipe (§3.4): AdamW, batch size 8, lr 2e-4, cosine annealing of the learning rate,
 and the checkpoint with the lowest validation MAE (computed on restored images) is the one kept.
 
-Added for real use: optional EMA of the weights, bf16 autocast and channels-last on a GPU,
-gradient clipping, a tqdm progress bar, a CSV + JSON log of every epoch, sample images,
+Added for real use: optional EMA of the weights, mixed precision on a GPU (bf16, or fp16 with a
+gradient scaler on cards without bf16: :mod:`teachdiff.precision`), channels-last and an
+optional ``torch.compile``, gradient clipping, an ETA measured from the first steps, a tqdm progress bar, a CSV + JSON log of every epoch, sample images,
 atomic checkpoints that make an interrupted run resume to *the same weights* as an
 uninterrupted one, a time budget, and multi-GPU training under ``torchrun``.
 
@@ -34,14 +35,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 import teachdiff
+from teachdiff import precision
 from teachdiff.data.folder import FolderConfig, Normalization
 from teachdiff.guards import FolderLock, GracefulStop, ignore_interrupts
 from teachdiff.methods import DiffusionConfig, RestorationMethod, build_method, method_class
+from teachdiff.precision import TrainingPrecision, prepare_network
 from teachdiff.unet import UNetConfig
 
-__all__ = ["TrainConfig", "train_preset", "train", "TrainResult", "train_or_load", "runs_dir", "save_checkpoint",
-           "load_checkpoint", "load_method", "checkpoint_file", "CHECKPOINT_FORMAT", "resolve_checkpoint",
-           "finetune_config", "FINETUNE_LR_FACTOR"]
+__all__ = ["TrainConfig", "PRESETS", "train_preset", "estimated_minutes", "chapter_preset", "train", "TrainResult",
+           "train_or_load", "runs_dir", "save_checkpoint", "load_checkpoint", "load_method", "checkpoint_file",
+           "CHECKPOINT_FORMAT", "resolve_checkpoint", "finetune_config", "FINETUNE_LR_FACTOR"]
 
 CHECKPOINT_FORMAT = "teachdiff-checkpoint-v1"
 
@@ -61,7 +64,8 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training set
     grad_clip: float | None = 1.0
     ema_decay: float | None = None  # e.g. 0.999; the paper uses none
-    bf16: bool = True  # autocast to bfloat16 on CUDA only
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (teachdiff.precision: bf16/fp16 on GPUs, fp32 on CPU)
+    compile: bool = False  # torch.compile the network(s)
     channels_last: bool = True  # on CUDA only
     val_images: int = 16  # validation patches restored and scored each validation
     val_every: int = 1  # epochs
@@ -80,8 +84,16 @@ class TrainConfig:
         return None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
 
 
+PRESETS = ("quick", "colab", "paper")
+
+# Training FLOPs per image (forward + backward) at 256², measured with
+# torch.utils.flop_counter.FlopCounterMode on each model's paper configuration (pix2pix: one
+# discriminator and one generator step). Used for the colab presets and their time estimates.
+TRAIN_TFLOP_PER_IMAGE = {"ddpm": 1.26, "care": 0.091, "n2v": 0.033, "pix2pix": 0.086, "rcan": 1.14}
+
+
 def train_preset(dataset: str, preset: str = "quick", model: str = "ddpm") -> tuple[TrainConfig, object]:
-    """The ``paper`` or ``quick`` configuration for one dataset and model: (TrainConfig, method config).
+    """The ``quick``, ``colab`` or ``paper`` configuration for one dataset and model: (TrainConfig, method config).
 
     ``paper``: the paper's settings (256² patches, batch 8, lr 2e-4, the paper's U-Net). The paper
     does not state the DDPM's number of epochs; we use 200, which ``--epochs`` overrides.
@@ -89,10 +101,23 @@ def train_preset(dataset: str, preset: str = "quick", model: str = "ddpm") -> tu
     CPU. Its learning rate is 1e-2, EDM2's reference value for magnitude-preserving networks:
     with forced weight normalisation every weight has unit scale, so 2e-4 moves them very
     slowly -- fine for the paper's long GPU runs, far too slow for a few hundred CPU steps.
-    Baselines bring their own presets (``teachdiff.baselines``).
+
+    ``colab``: the paper's network and 256² patches on fewer steps, sized for one session on
+    Colab's free T4 (at most about 60 minutes of training, within 15 GB). The arithmetic: a
+    training image costs 1.26 TFLOP (``TRAIN_TFLOP_PER_IMAGE``); the T4 peaks at 65 TFLOP/s in
+    fp16 (dense) and a U-Net with attention reaches roughly 25-35 % of that (an assumed MFU,
+    to be replaced by ``benchmarks/gpu/run.sh``'s measurement), i.e. 16-23 TFLOP/s. 4000 steps
+    of batch 8 = 32,000 images = 40 PFLOP: 29-41 minutes, plus 8 validations of 16 patches
+    with 10 DDIM steps (67 TFLOP each, seconds). Memory: autocast keeps 1.3 GiB of activations
+    per 256² image for the backward pass (2.4 GiB in fp32; measured with saved-tensor hooks on
+    the CPU), so batch 8 needs about 10.6 GiB plus 1 GiB of weights and AdamW state: it fits
+    the T4's 15 GB in fp16, not in fp32. The learning rate is 1e-3: EDM2's 1.2e-2 at batch
+    2048, scaled by sqrt(8 / 2048) as for Adam (7.5e-4) and rounded up, since 4000 steps at
+    the paper's 2e-4 barely move unit-scale weights. This choice is reasoned, not yet tuned
+    on a GPU. The baselines bring their own presets (``teachdiff.baselines``), sized the same way.
     """
-    if preset not in ("paper", "quick"):
-        raise ValueError(f"preset must be 'paper' or 'quick', got {preset!r}.")
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
     cls = method_class(model)
     if model != "ddpm":
         return cls.train_preset(dataset, preset)
@@ -100,9 +125,23 @@ def train_preset(dataset: str, preset: str = "quick", model: str = "ddpm") -> tu
         cfg = TrainConfig(dataset=dataset, model=model, preset=preset, patch_size=256, batch_size=8, lr=2e-4,
                           epochs=200, val_images=64, num_workers=4)
         return cfg, DiffusionConfig(unet=UNetConfig.paper(), val_steps=20)
+    if preset == "colab":
+        cfg = TrainConfig(dataset=dataset, model=model, preset=preset, patch_size=256, batch_size=8, lr=1e-3,
+                          epochs=8, steps_per_epoch=500, val_images=16, sample_every=2, num_workers=2)
+        return cfg, DiffusionConfig(unet=UNetConfig.paper(), val_steps=10)
     cfg = TrainConfig(dataset=dataset, model=model, preset=preset, patch_size=64, batch_size=8, lr=1e-2,
                       epochs=10, steps_per_epoch=50, val_images=8, sample_every=0)
     return cfg, DiffusionConfig(unet=UNetConfig.tiny(), val_steps=20)
+
+
+def estimated_minutes(cfg: TrainConfig, tflops: float) -> float | None:
+    """Minutes of training (validation not included) for a config at ``tflops`` TFLOP/s of
+    achieved throughput: steps x batch x training FLOPs per image (scaled by the patch area
+    from 256²). None when the number of steps depends on the dataset's size."""
+    if cfg.total_steps is None or cfg.model not in TRAIN_TFLOP_PER_IMAGE:
+        return None
+    images = cfg.total_steps * cfg.batch_size
+    return images * TRAIN_TFLOP_PER_IMAGE[cfg.model] * (cfg.patch_size / 256) ** 2 / tflops / 60
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,6 +450,28 @@ def _write_logs(out_dir: Path, history: list[dict]) -> None:
     _atomic_write(out_dir / "log.csv", write_csv)
 
 
+class _ETA:
+    """Time per optimizer step measured over ``window`` steps after ``skip`` warm-up steps (the
+    first steps pay for compilation, cuDNN autotuning and caches), turned into the time the
+    run will take. Validation and sample images are not included."""
+
+    def __init__(self, first_step: int, total_steps: int, max_steps: int | None, skip: int = 3, window: int = 20):
+        self.start, self.end = first_step + skip, first_step + skip + window
+        last = min(total_steps, max_steps) if max_steps is not None else total_steps
+        self.first_step, self.remaining = first_step, last - first_step
+        self.t_start = None
+
+    def update(self, step: int) -> str | None:
+        if step == self.start:
+            self.t_start = time.monotonic()
+        if step != self.end or self.t_start is None or self.remaining < self.end - self.first_step:
+            return None
+        per_step = (time.monotonic() - self.t_start) / (self.end - self.start)
+        minutes = per_step * self.remaining / 60
+        return (f"ETA: {per_step:.3g} s/step (measured over steps {self.start}-{self.end}) -> "
+                f"≈ {minutes:.1f} min for the run's {self.remaining} steps, validation not included")
+
+
 def train(config: TrainConfig, method_config=None, out_dir: str | Path = "runs/train", resume: bool = False,
           datasets: dict[str, Dataset] | None = None, progress: bool = True,
           device: torch.device | str | None = None, force: bool = False) -> TrainResult:
@@ -477,9 +538,8 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
     if hasattr(method, "calibrate") and cfg.init is None:  # a fine-tuned model keeps its input statistics
         calibration_items = [_SeededItems(train_set, cfg.seed)[(-1, i)] for i in range(min(64, len(train_set)))]
         method.calibrate(calibration_items)
-    method = method.to(device)
-    if device.type == "cuda" and cfg.channels_last:
-        method = method.to(memory_format=torch.channels_last)
+    method = prepare_network(method.to(device), device, channels_last=cfg.channels_last)
+    amp = TrainingPrecision(precision.resolve(cfg.precision, device))
     optimizers = method.make_optimizers(cfg.lr, cfg.weight_decay)
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps) for opt in optimizers]
     ema = copy.deepcopy(method).eval().requires_grad_(False) if cfg.ema_decay else None
@@ -498,9 +558,11 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
             sched.load_state_dict(sched_state)
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
+        amp.load_state_dict(state.get("grad_scaler"))
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         best_val, history = state["best_val_mae"], state["history"]
 
+    prepare_network(method, device, compile=cfg.compile, channels_last=False)  # after the EMA copy
     trainable = method
     if world_size > 1:
         if method.custom_step:
@@ -508,15 +570,14 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
                              "train it in a single process.")
         trainable = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                              enabled=cfg.bf16 and device.type == "cuda")
 
     def checkpoint(name: str) -> None:
         if not is_main:
             return
         save_checkpoint(out_dir / name, method, ema=ema.state_dict() if ema is not None else None,
                         optimizers=[o.state_dict() for o in optimizers],
-                        schedulers=[s.state_dict() for s in schedulers], step=step, epoch=epoch,
+                        schedulers=[s.state_dict() for s in schedulers], grad_scaler=amp.state_dict(),
+                        step=step, epoch=epoch,
                         batch_in_epoch=batch_in_epoch, best_val_mae=best_val, history=history,
                         train_config=dataclasses.asdict(cfg), finished=epoch >= cfg.epochs,
                         normalization=normalization.to_dict() if normalization is not None else None)
@@ -531,6 +592,9 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
     stop.start()  # from here on, Ctrl-C / SIGTERM end the run with a checkpoint
     bar = tqdm(total=total_steps, initial=step, desc=f"train {cfg.model} on {cfg.dataset}",
                disable=not (progress and is_main), dynamic_ncols=True)
+    if is_main and progress:
+        bar.write(f"precision: {amp.precision.describe()}{', compiled' if cfg.compile else ''}")
+    eta = _ETA(step, total_steps, cfg.max_steps)
     method.train()
     while epoch < cfg.epochs and not stopped:
         batches = _epoch_batches(len(train_set), epoch, cfg.seed, cfg.batch_size, world_size, rank,
@@ -546,10 +610,10 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
             _seed_all(_mix(cfg.seed, 5, step, rank))  # dropout etc.
             noise_gen = torch.Generator().manual_seed(_mix(cfg.seed, 6, step))
             if method.custom_step:
-                logs = method.training_step(x, y, optimizers, generator=noise_gen)
+                logs = method.training_step(x, y, optimizers, generator=noise_gen, amp=amp)
                 loss_value = logs["loss"]
             else:
-                with autocast:
+                with amp.autocast():
                     loss = trainable(x, y, generator=noise_gen, shard=(rank, world_size))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -558,16 +622,14 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
                         f"{out_dir / 'last.pt'}.")
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.grad_clip)
-                for opt in optimizers:
-                    opt.step()
+                amp.backward(loss)
+                amp.step(optimizers, method.parameters(), max_norm=cfg.grad_clip)
                 loss_value = loss.detach()
                 if world_size > 1:
                     dist.all_reduce(loss_value)  # gloo has no AVG: sum, then divide
                     loss_value = loss_value / world_size
                 loss_value = loss_value.item()
+            amp.update()
             for sched in schedulers:
                 sched.step()
             if ema is not None:
@@ -580,6 +642,8 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
             batch_in_epoch += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4f}", lr=f"{schedulers[0].get_last_lr()[0]:.2e}")
+            if is_main and progress and (message := eta.update(step)):
+                bar.write(message)
             out_of_time = cfg.max_minutes is not None and time.monotonic() - start_time > 60 * cfg.max_minutes
             stop_reason = ("max_steps" if cfg.max_steps is not None and step >= cfg.max_steps else
                            "max_minutes" if out_of_time else stop.requested)
@@ -598,7 +662,8 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
                "lr": schedulers[0].get_last_lr()[0], "seconds": time.monotonic() - epoch_start,
                "images_per_s": images / max(time.monotonic() - epoch_start, 1e-9), "epoch_complete": epoch_done}
         if epoch_done and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs) and len(val_set):
-            row.update(validate(ema if ema is not None else method, val_set, cfg.val_images, device, cfg.seed))
+            with amp.inference():
+                row.update(validate(ema if ema is not None else method, val_set, cfg.val_images, device, cfg.seed))
             if is_main and row["val_mae"] < best_val:
                 best_val = row["val_mae"]
                 row["best"] = True
@@ -612,8 +677,9 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
             _write_logs(out_dir, history)
             if cfg.sample_every and epoch_done and epoch % cfg.sample_every == 0 and len(val_set):
                 (out_dir / "samples").mkdir(exist_ok=True)
-                _save_samples(ema if ema is not None else method, val_set, device,
-                              out_dir / "samples" / f"epoch_{epoch:04d}.png", cfg.seed)
+                with amp.inference():
+                    _save_samples(ema if ema is not None else method, val_set, device,
+                                  out_dir / "samples" / f"epoch_{epoch:04d}.png", cfg.seed)
             if "val_mae" in row:
                 bar.write(f"epoch {epoch}: loss {row['train_loss']:.4f}  val MAE {row['val_mae']:.2f} "
                           f"(input {row['val_mae_input']:.2f})  {row['images_per_s']:.1f} img/s")
@@ -637,6 +703,52 @@ def runs_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("teachdiff")) / "runs"
+
+
+# Assumed model-FLOPs utilisation (fraction of the card's dense 16-bit peak) for the time
+# estimates of chapter_preset: the DDPM's U-Net is large enough for tensor cores to be busy;
+# the small baselines are bound by memory traffic and kernel launches.
+ASSUMED_MFU = {"ddpm": (0.25, 0.35)}
+_SMALL_NETWORK_MFU = (0.05, 0.15)
+_T4_FP16_TFLOPS = 65.0
+
+
+def chapter_preset(dataset: str, *models: str, seed: int = 0) -> str:
+    """The preset a chapter trains: ``quick`` in quick mode (``TEACHDIFF_QUICK=1``, silent), else
+    ``colab`` (sized for one Colab T4 session, see :func:`train_preset`).
+
+    In full mode it prints, for each of ``models`` (default ``ddpm``), whether a finished run
+    will be loaded from :func:`runs_dir` or trained, and how long training will take: steps x
+    batch x FLOPs per image over the GPU's dense 16-bit peak at ``ASSUMED_MFU`` (on a CPU or an
+    unknown card, the estimate for a Colab T4). The trainer replaces the estimate by a measured
+    ETA after its first 20 steps.
+    """
+    from teachdiff.precision import choose_mode, peak_tflops
+
+    if teachdiff.quick_mode():
+        return "quick"
+    preset = "colab"
+    device = teachdiff.device()
+    peak, card = None, "a Colab T4"
+    if device.type == "cuda":
+        card = torch.cuda.get_device_name(device)
+        peak = peak_tflops(card, choose_mode(device))
+    if peak is None:
+        peak, card = _T4_FP16_TFLOPS, "a Colab T4"
+    lines = []
+    for model in models or ("ddpm",):
+        run = runs_dir() / f"{dataset}-{model}-{preset}-seed{seed}"
+        if (run / "last.pt").exists() and load_checkpoint(run / "last.pt").get("finished", False):
+            lines.append(f"  {model}: a finished run is loaded from {run}")
+            continue
+        cfg, _ = train_preset(dataset, preset, model)
+        low, high = ASSUMED_MFU.get(model, _SMALL_NETWORK_MFU)
+        slow, fast = estimated_minutes(cfg, peak * low), estimated_minutes(cfg, peak * high)
+        lines.append(f"  {model}: trained, {cfg.total_steps} steps of {cfg.batch_size} x {cfg.patch_size}²: "
+                     f"≈ {fast:.0f}-{slow:.0f} min on {card} ({100 * low:.0f}-{100 * high:.0f} % MFU)")
+    where = "" if device.type == "cuda" else f" (this {device.type} is many times slower: use a GPU)"
+    print(f"full mode: preset {preset!r}{where}\n" + "\n".join(lines))
+    return preset
 
 
 def train_or_load(dataset: str, preset: str = "quick", model: str = "ddpm", out_dir: str | Path | None = None,

@@ -21,6 +21,9 @@ examples:
   teachdiff train --dataset zebrafish --preset paper --out runs/zebrafish --max-minutes 60
   teachdiff train --dataset zebrafish --preset paper --out runs/zebrafish --resume
 
+  # one Colab T4 session: the paper's network at 256², 4000 steps in fp16 (about 30-40 min)
+  teachdiff train --dataset zebrafish --preset colab --out /content/drive/MyDrive/runs/zebrafish
+
   # a benchmark model with the same loop and data
   teachdiff train --model care --dataset synthetic-microtubules --preset quick --out runs/care
 
@@ -39,6 +42,7 @@ OVERRIDES = {  # option -> TrainConfig field
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "batch_size": "batch_size", "lr": "lr",
     "ema": "ema_decay", "seed": "seed", "num_workers": "num_workers", "max_minutes": "max_minutes",
     "max_steps": "max_steps", "data_root": "data_root", "patch_size": "patch_size",
+    "precision": "precision", "compile": "compile",
 }
 
 
@@ -54,8 +58,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="fine-tune from this checkpoint (or run folder): its architecture, lr / 10 unless --lr")
     p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"],
-                   help="quick: minutes on a CPU; paper: the paper's settings (GPU)")
+    p.add_argument("--preset", default="quick", choices=["quick", "colab", "paper"],
+                   help="quick: minutes on a CPU; colab: one Colab T4 session (<= ~60 min); "
+                        "paper: the paper's settings (GPU, hours)")
     p.add_argument("--out", required=True, help="folder for checkpoints (best.pt, last.pt) and logs")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     p.add_argument("--max-minutes", type=positive_float, help="stop after this many minutes (resumable)")
@@ -69,6 +74,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=non_negative_int)
     p.add_argument("--num-workers", type=non_negative_int)
     p.add_argument("--data-root", help="folder of the dataset (default: the teachdiff data folder)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 on GPUs with bf16, fp16 + gradient scaling on older GPUs "
+                        "(T4, V100), fp32 on the CPU")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network(s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     add_folder_options(p)
     p.set_defaults(func=run)
