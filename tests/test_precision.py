@@ -185,3 +185,20 @@ def test_chapter_preset_by_mode(monkeypatch, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "preset 'colab'" in out and "ddpm: trained, 4000 steps of 8 x 256²" in out and "care:" in out
     assert "min on a Colab T4" in out
+
+
+def test_eta_measured_after_warmup_steps(monkeypatch):
+    """The trainer's ETA: seconds per step over 20 steps after 3 warm-up steps, times the steps left."""
+    from teachdiff import train as train_module
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: now["t"])
+    eta = train_module._ETA(first_step=0, total_steps=1000, max_steps=None)
+    messages = []
+    for step in range(1, 40):
+        now["t"] += 30.0 if step <= 3 else 1.5  # slow warm-up (compilation), then 1.5 s per step
+        messages.append(eta.update(step))
+    printed = [m for m in messages if m]
+    assert len(printed) == 1 and messages.index(printed[0]) == 22  # at step 23
+    assert "1.5 s/step" in printed[0] and f"≈ {1.5 * 1000 / 60:.1f} min" in printed[0]
+    assert train_module._ETA(first_step=0, total_steps=10, max_steps=None).remaining == 10
