@@ -183,7 +183,7 @@ def test_chapter_preset_by_mode(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TEACHDIFF_QUICK", "0")
     assert chapter_preset("synthetic-microtubules", "ddpm", "care") == "colab"
     out = capsys.readouterr().out
-    assert "preset 'colab'" in out and "ddpm: trained, 4000 steps of 8 x 256²" in out and "care:" in out
+    assert "preset 'colab'" in out and "ddpm: 4000 steps of 8 x 256², training takes ≈ 30-41 min" in out and "care:" in out
     assert "min on a Colab T4" in out
 
 

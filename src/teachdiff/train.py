@@ -5,7 +5,8 @@ and the checkpoint with the lowest validation MAE (computed on restored images) 
 
 Added for real use: optional EMA of the weights, mixed precision on a GPU (bf16, or fp16 with a
 gradient scaler on cards without bf16: :mod:`teachdiff.precision`), channels-last and an
-optional ``torch.compile``, gradient clipping, an ETA measured from the first steps, a tqdm progress bar, a CSV + JSON log of every epoch, sample images,
+optional ``torch.compile``, gradient clipping, an ETA measured from the first steps, a tqdm
+progress bar, a CSV + JSON log of every epoch, sample images,
 atomic checkpoints that make an interrupted run resume to *the same weights* as an
 uninterrupted one, a time budget, and multi-GPU training under ``torchrun``.
 
@@ -107,7 +108,7 @@ def train_preset(dataset: str, preset: str = "quick", model: str = "ddpm") -> tu
     training image costs 1.26 TFLOP (``TRAIN_TFLOP_PER_IMAGE``); the T4 peaks at 65 TFLOP/s in
     fp16 (dense) and a U-Net with attention reaches roughly 25-35 % of that (an assumed MFU,
     to be replaced by ``benchmarks/gpu/run.sh``'s measurement), i.e. 16-23 TFLOP/s. 4000 steps
-    of batch 8 = 32,000 images = 40 PFLOP: 29-41 minutes, plus 8 validations of 16 patches
+    of batch 8 = 32,000 images = 40 PFLOP: 30-41 minutes, plus 8 validations of 16 patches
     with 10 DDIM steps (67 TFLOP each, seconds). Memory: autocast keeps 1.3 GiB of activations
     per 256² image for the backward pass (2.4 GiB in fp32; measured with saved-tensor hooks on
     the CPU), so batch 8 needs about 10.6 GiB plus 1 GiB of weights and AdamW state: it fits
@@ -744,7 +745,7 @@ def chapter_preset(dataset: str, *models: str, seed: int = 0) -> str:
         cfg, _ = train_preset(dataset, preset, model)
         low, high = ASSUMED_MFU.get(model, _SMALL_NETWORK_MFU)
         slow, fast = estimated_minutes(cfg, peak * low), estimated_minutes(cfg, peak * high)
-        lines.append(f"  {model}: trained, {cfg.total_steps} steps of {cfg.batch_size} x {cfg.patch_size}²: "
+        lines.append(f"  {model}: {cfg.total_steps} steps of {cfg.batch_size} x {cfg.patch_size}², training takes "
                      f"≈ {fast:.0f}-{slow:.0f} min on {card} ({100 * low:.0f}-{100 * high:.0f} % MFU)")
     where = "" if device.type == "cuda" else f" (this {device.type} is many times slower: use a GPU)"
     print(f"full mode: preset {preset!r}{where}\n" + "\n".join(lines))
