@@ -289,7 +289,7 @@ def test_paper_presets_are_the_papers_settings(kind, epochs, batch_size, lr):
     assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.lr, cfg.patch_size) == (kind, epochs, batch_size, lr, 256)
     quick, _ = train_preset("synthetic-zebrafish", "quick", kind)
     assert quick.patch_size == 64 and quick.epochs * quick.steps_per_epoch <= 300
-    with pytest.raises(ValueError, match="paper' or 'quick"):
+    with pytest.raises(ValueError, match="'quick', 'colab' or 'paper'"):
         build_method(kind).train_preset("zebrafish", "full")
 
 
