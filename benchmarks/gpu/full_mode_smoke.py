@@ -88,7 +88,7 @@ def run_smoke(device: str, work: Path, train_steps: int = 1, samples: int = 2, i
     assert not stopped.finished
     finished = train(cfg, method_cfg, run, resume=True, progress=False, device=device)
     assert finished.finished and (run / "samples").is_dir()
-    method = train_or_load(DATASET, preset=preset, seed=0, progress=False).to(device)
+    method = train_or_load(DATASET, preset=preset, seed=0, progress=False, use_zoo=False).to(device)
     assert method.unet.config.image_size == 256 and method.unet.config.channels == 64
     lap("ch4 train, resume, load (paper U-Net, 256²)")
 
@@ -122,7 +122,7 @@ def run_smoke(device: str, work: Path, train_steps: int = 1, samples: int = 2, i
         train(cfg_b, method_cfg_b, runs_dir() / f"{DATASET}-{model}-{preset}-seed0", progress=False, device=device)
     lap("ch8 baselines trained (paper networks)")
     repro = dataclasses.replace(ReproduceConfig.preset_for(DATASET, preset), test_images=images, n_avg=samples,
-                                sampler="ddim", steps=sampler_steps, shared_models=True)
+                                sampler="ddim", steps=sampler_steps, shared_models=True, use_zoo=False)
     out = reproduce(repro, work / "reproduce", progress=False)
     assert {r["method"] for r in out["table"]} >= {"ddpm", "ddpm-avg", *MODELS[1:]}
     assert (work / "reproduce" / "table.md").is_file()

@@ -718,8 +718,9 @@ def chapter_preset(dataset: str, *models: str, seed: int = 0) -> str:
     """The preset a chapter trains: ``quick`` in quick mode (``TEACHDIFF_QUICK=1``, silent), else
     ``colab`` (sized for one Colab T4 session, see :func:`train_preset`).
 
-    In full mode it prints, for each of ``models`` (default ``ddpm``), whether a finished run
-    will be loaded from :func:`runs_dir` or trained, and how long training will take: steps x
+    In full mode it prints, for each of ``models`` (default ``ddpm``), whether the model zoo's
+    model or a finished run in :func:`runs_dir` will be loaded (as :func:`train_or_load` does),
+    or else how long training will take: steps x
     batch x FLOPs per image over the GPU's dense 16-bit peak at ``ASSUMED_MFU`` (on a CPU or an
     unknown card, the estimate for a Colab T4). The trainer replaces the estimate by a measured
     ETA after its first 20 steps.
@@ -736,9 +737,15 @@ def chapter_preset(dataset: str, *models: str, seed: int = 0) -> str:
         peak = peak_tflops(card, choose_mode(device))
     if peak is None:
         peak, card = _T4_FP16_TFLOPS, "a Colab T4"
+    from teachdiff import zoo
+
     lines = []
     for model in models or ("ddpm",):
         run = runs_dir() / f"{dataset}-{model}-{preset}-seed{seed}"
+        entry = zoo.find(dataset, model, preset)
+        if entry is not None and entry.seed == seed:
+            lines.append(f"  {model}: the model zoo's {entry.name} is loaded (no training)")
+            continue
         if (run / "last.pt").exists() and load_checkpoint(run / "last.pt").get("finished", False):
             lines.append(f"  {model}: a finished run is loaded from {run}")
             continue
