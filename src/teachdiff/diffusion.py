@@ -381,8 +381,7 @@ def dpm_solver_pp_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule,
     previous = None  # (lambda, y0_hat) of the level before
     for i, alpha_bar_t in enumerate(tqdm(levels, desc="DPM-Solver++ sampling", disable=not progress, leave=False)):
         alpha_t, sigma_t = math.sqrt(alpha_bar_t), math.sqrt(1 - alpha_bar_t)
-        level = torch.full((xs.shape[0],), alpha_bar_t, device=xs.device, dtype=xs.dtype)
-        y0_hat = predict_y0(y_t, model(xs, y_t, level), alpha_bar_t)
+        y0_hat = predict_y0(y_t, predict_noise(model, xs, y_t, alpha_bar_t), alpha_bar_t)
         if clip:
             y0_hat = y0_hat.clamp(-1, 1)
         if i + 1 == len(levels):
