@@ -236,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     meta["tflop_per_image"] = training_flops_per_image(unet_config, size, device) / 1e12
     print(f"{meta['device_name']}: {meta['tflop_per_image']:.3f} TFLOP per training image; auto precision = {auto}", flush=True)
 
+    slug = re.sub(r"[^a-z0-9]+", "_", meta["device_name"].lower()).strip("_") if device.type == "cuda" else "cpu"
+    default = Path(tempfile.gettempdir()) / "teachdiff_gpu_smoke.md" if args.smoke else RESULTS / f"gpu_{slug}.md"
+    out = Path(args.out) if args.out else default
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(train_rows, sample_rows):  # after every row: a run cut short by run.sh's timeout keeps its rows
+        out.write_text(report(meta, train_rows, sample_rows, batch))
+
     plan = [("authors' recipe", "fp32", False, False, True), ("fp32", "fp32", False, True, False),
             (f"auto ({auto})", "auto", False, True, False)]
     if not args.no_compile:
@@ -249,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"label": label, "mode": f"{mode}: out of memory at batch {batch}", "oom": True}
         print(json.dumps(row), flush=True)
         train_rows.append(row)
+        write(train_rows, [])
         if device.type == "cuda":
             torch.cuda.empty_cache()
     sample_rows = []
@@ -258,13 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                                mode, sampler, measured, full, meta["n_samples"])
             print(json.dumps(row), flush=True)
             sample_rows.append(row)
-    text = report(meta, train_rows, sample_rows, batch)
-    slug = re.sub(r"[^a-z0-9]+", "_", meta["device_name"].lower()).strip("_") if device.type == "cuda" else "cpu_smoke"
-    default = Path(tempfile.gettempdir()) / "teachdiff_gpu_smoke.md" if args.smoke else RESULTS / f"gpu_{slug}.md"
-    out = Path(args.out) if args.out else default
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
+            write(train_rows, sample_rows)
+    write(train_rows, sample_rows)
+    print(report(meta, train_rows, sample_rows, batch))
     print(f"wrote {out}")
     return 0
 

@@ -11,7 +11,8 @@ PY=${PYTHON:-python}
 start=$(date +%s)
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: this benchmark needs a GPU (try --device cpu --smoke on bench_gpu.py)')"
 # Budgets: 330 s for the benchmark (compilation is the slow part), 150 s for the smoke.
-timeout 330 "$PY" benchmarks/gpu/bench_gpu.py --device cuda "$@"
+timeout 330 "$PY" benchmarks/gpu/bench_gpu.py --device cuda "$@" ||
+  echo "benchmark stopped (time budget or error); the rows measured so far are in benchmarks/results/gpu_*.md"
 echo "benchmark finished after $(( $(date +%s) - start )) s"
 timeout 150 "$PY" benchmarks/gpu/full_mode_smoke.py --device cuda
 echo "run.sh finished in $(( $(date +%s) - start )) s"
