@@ -26,14 +26,7 @@ from teachdiff.train import load_method, save_checkpoint, train, train_preset
 KINDS = ["care", "n2v", "pix2pix", "rcan"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on the shared 2-core CI machine, two OpenMP threads competing with other jobs
-    run these small convolutions many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quick_method(kind):

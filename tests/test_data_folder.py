@@ -29,12 +29,7 @@ from teachdiff.train import load_checkpoint, load_method, train, train_preset
 SIZE = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pair(seed, scale=16, size=SIZE):

@@ -29,14 +29,7 @@ from teachdiff.unet import MPUNet, UNetConfig
 SIGMA = 0.2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: on a shared 2-core machine, waking a second OpenMP thread for each
-    element-wise op costs more than the op itself, so the module runs single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class GaussianOracle(torch.nn.Module):

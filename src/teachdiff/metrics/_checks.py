@@ -18,6 +18,19 @@ def warn_undefined(metric: str, reason: str) -> float:
     return float("nan")
 
 
+def finite_array(values, name: str, fix: str) -> np.ndarray:
+    """``values`` (NumPy array, tensor or nested sequence) as a non-empty, finite float64 array;
+    otherwise a ``ValueError`` naming ``name`` and, for NaN/Inf, the ``fix``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu").double().numpy()
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        raise ValueError(f"{name} is empty; pass non-empty data.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN/Inf values; {fix}.")
+    return array
+
+
 def as_image(image, name: str = "image") -> np.ndarray:
     """Return ``image`` (NumPy array or torch tensor) as a finite 2-D float64 array.
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from teachdiff.metrics._checks import finite_array
 
 RESCALE_METHODS = ("mean_std", "percentile")
 
@@ -125,14 +126,7 @@ def align_to_gt(pred, gt, upsample_factor: int = 20, max_shift: float | None = 1
 
 
 def _as_float_array(images, name: str) -> np.ndarray:
-    if isinstance(images, torch.Tensor):
-        images = images.detach().to("cpu").double().numpy()
-    array = np.asarray(images, dtype=np.float64)
-    if array.size == 0:
-        raise ValueError(f"{name} is empty; pass at least one image.")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN/Inf values; fix the model output before post-processing.")
-    return array
+    return finite_array(images, name, "fix the model output before post-processing")
 
 
 def _all_pixels(images, name: str) -> np.ndarray:

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.stats
-import torch
 
-from teachdiff.metrics._checks import warn_undefined
+from teachdiff.metrics._checks import finite_array, warn_undefined
 
 __all__ = [
     "ConformalScale",
@@ -41,14 +40,7 @@ __all__ = [
 
 
 def _array(values, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().double().numpy()
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        raise ValueError(f"{name} is empty; pass a non-empty map.")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN/Inf values; check the sampler output before scoring it.")
-    return array
+    return finite_array(values, name, "check the sampler output before scoring it")
 
 
 def _same_shape(**arrays) -> list[np.ndarray]:
