@@ -10,6 +10,7 @@ import torch
 from http_server import LocalServer, closed_port_url
 
 from teachdiff import zoo
+from teachdiff.zoo import file_sha256
 from teachdiff.cli import main
 from teachdiff.methods import DiffusionConfig, DiffusionMethod
 from teachdiff.train import load_method, save_checkpoint, train_or_load
@@ -63,6 +64,14 @@ def test_released_checkpoint_has_no_training_state(released):
     payload = torch.load(zoo.fetch(NAME), weights_only=False)
     assert "optimizers" not in payload and "history" not in payload
     assert payload["zoo"]["name"] == NAME and payload["kind"] == "ddpm"
+
+
+def test_release_into_a_folder_that_does_not_exist_yet(released, tmp_path):
+    """A fresh clone has no weights folder until the first model is released."""
+    folder = tmp_path / "fresh" / "weights"
+    sha, size = zoo.export_checkpoint(tmp_path / "best.pt", folder / "m.pt")
+    zoo.write_manifest([dataclasses.replace(released, file="m.pt", sha256=sha, size=size)], folder / "manifest.json")
+    assert zoo.read_manifest(folder / "manifest.json")[0].sha256 == file_sha256(folder / "m.pt")
 
 
 def test_bundled_file_is_found_and_hash_checked(released):

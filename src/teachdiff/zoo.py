@@ -104,6 +104,7 @@ def read_manifest(path: str | Path | None = None) -> list[ZooEntry]:
 def write_manifest(entries_: list[ZooEntry], path: str | Path | None = None) -> Path:
     """Write entries (sorted by name) atomically."""
     path = Path(path) if path is not None else manifest_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MANIFEST_FORMAT,
                "models": [dataclasses.asdict(e) for e in sorted(entries_, key=lambda e: e.name)]}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -258,6 +259,7 @@ def export_checkpoint(checkpoint: str | Path, dest: str | Path, metadata: dict |
     released = {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
     released["zoo"] = dict(metadata or {})
     dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(dest, lambda tmp: torch.save(released, tmp))
     return file_sha256(dest), dest.stat().st_size
 
