@@ -33,13 +33,19 @@ import torch
 
 import teachdiff
 from teachdiff import zoo
-from teachdiff.train import load_checkpoint, train, train_preset
+from teachdiff.precision import peak_tflops
+from teachdiff.train import TRAIN_TFLOP_PER_IMAGE, load_checkpoint, train, train_preset
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = {"microtubules": 1272, "mitochondria": 2646, "synapses": 1198, "zebrafish": 3600}  # training patches
-TRAIN_FLOP_PER_IMAGE = 1.26e12
-FORWARD_FLOP = 420e9
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12, "V100": 125e12}
+TRAIN_FLOP_PER_IMAGE = 1e12 * TRAIN_TFLOP_PER_IMAGE["ddpm"]
+FORWARD_FLOP = TRAIN_FLOP_PER_IMAGE / 3  # the backward pass costs twice the forward
+CARDS = ("H100", "H200", "A100", "L4", "T4", "V100")  # the columns of --estimate
+
+
+def peak_flops(card: str) -> float:
+    """Dense 16-bit tensor-core peak (bf16, or fp16 where the card has no bf16), FLOP/s."""
+    return 1e12 * (peak_tflops(card, "bf16") or peak_tflops(card, "fp16"))
 
 
 def expected_seconds(n_patches: int, epochs: int, peak: float, mfu: float, val_images: int = 64,
@@ -51,9 +57,9 @@ def expected_seconds(n_patches: int, epochs: int, peak: float, mfu: float, val_i
 def print_estimates(mfu: float) -> None:
     epochs = train_preset("zebrafish", "paper", "ddpm")[0].epochs
     print(f"expected training time of the paper preset ({epochs} epochs) at {100 * mfu:.0f} % MFU:")
-    print(f"{'dataset':14s}" + "".join(f"{card:>9s}" for card in PEAK_FLOPS))
+    print(f"{'dataset':14s}" + "".join(f"{card:>9s}" for card in CARDS))
     for name, n in DATASETS.items():
-        cells = "".join(f"{expected_seconds(n, epochs, peak, mfu) / 3600:8.1f}h" for peak in PEAK_FLOPS.values())
+        cells = "".join(f"{expected_seconds(n, epochs, peak_flops(card), mfu) / 3600:8.1f}h" for card in CARDS)
         print(f"{name:14s}{cells}")
 
 

@@ -33,7 +33,6 @@ Command line::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -147,15 +146,15 @@ def cache_dir() -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from teachdiff.data.download import file_digest
+
+    return file_digest(path, "sha256")
 
 
 def _matches(path: Path, entry: ZooEntry) -> bool:
-    return path.is_file() and path.stat().st_size == entry.size and file_sha256(path) == entry.sha256
+    from teachdiff.data.download import _verify
+
+    return path.is_file() and _verify(path, entry.size, None, entry.sha256) is None
 
 
 def _resumable_downloader(entry: ZooEntry, folder: Path, progress: bool, timeout: float):
@@ -175,7 +174,7 @@ def _resumable_downloader(entry: ZooEntry, folder: Path, progress: bool, timeout
         except DownloadError as err:
             raise ZooError(f"cannot download zoo model {entry.name!r} from {url}: {err}\n{_manual_hint(entry)}") \
                 from None
-        if part.stat().st_size != entry.size or file_sha256(part) != entry.sha256:
+        if not _matches(part, entry):
             part.unlink()  # never resume from bytes that do not belong to the file
             raise ZooError(f"the download of {entry.file} from {url} does not match the manifest's sha256 "
                            f"{entry.sha256[:12]}... (and size {entry.size}); it was deleted. Run the fetch again; "

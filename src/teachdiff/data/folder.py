@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from teachdiff.data.io import bit_depth_of
-from teachdiff.data.prepare import SPLITS, PatchSet, from_model_range, prepare_dataset, to_model_range
+from teachdiff.data.prepare import PatchSet, from_model_range, prepare_dataset, to_model_range
 from teachdiff.data.registry import PAIRED_FOLDER_LAYOUT, DatasetInfo
 
 __all__ = [
@@ -342,7 +342,7 @@ def make_folder_datasets(config: FolderConfig, patch_size: int = 256, quick: boo
     saves in its checkpoints. Warns (``UserWarning``) when 16-bit files hold 12-bit-like content
     and no ``bit_depth`` was given. ``quick`` keeps a small, evenly spread subset of patches.
     """
-    from teachdiff.data.loaders import Augmentation, PairedPatchDataset, quick_subset
+    from teachdiff.data.loaders import split_datasets
 
     sets = prepare_folder(config, patch_size, progress=progress)
     stats = intensity_stats(sets["train"], (config.pmin, config.pmax))
@@ -354,16 +354,5 @@ def make_folder_datasets(config: FolderConfig, patch_size: int = 256, quick: boo
         if message:
             warnings.warn(message, UserWarning, stacklevel=2)
     normalization = fit_normalization(config, train_set, stats)
-    if augmentation is True:
-        augmentation = Augmentation()
-    datasets = {}
-    for split in SPLITS:
-        n = len(sets[split])
-        if n == 0:
-            raise ValueError(f"the {split} split of {config.path} has no {patch_size}x{patch_size} patches (FOVs: "
-                             f"{', '.join(sets[split].fovs) or 'none'}); add images or use a smaller --patch-size.")
-        aug = augmentation if (split == "train" and augmentation) else None
-        datasets[split] = PairedPatchDataset(sets[split], aug, indices=quick_subset(split, n) if quick else None,
-                                             normalization=normalization)
-    return datasets
+    return split_datasets(sets, str(config.path), patch_size, augmentation, quick, normalization=normalization)
 

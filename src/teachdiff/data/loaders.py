@@ -236,19 +236,24 @@ def make_datasets(
         sets = synthetic_patch_sets(info.synthetic_case, patch_size, synthetic_sizes or SyntheticSizes.default(patch_size, quick), seed)
     else:
         sets = prepare_dataset(name, root, patch_size, progress=progress)
+    return split_datasets(sets, f"'{name}'", patch_size, augmentation, quick and not info.is_synthetic, info=info)
+
+
+def split_datasets(sets, source: str, patch_size: int, augmentation: Augmentation | bool, subset: bool,
+                   **dataset_options) -> dict[str, PairedPatchDataset]:
+    """One :class:`PairedPatchDataset` per split of ``sets``: augmentation on the training split only,
+    ``quick_subset`` of each split when ``subset``; a clear error for a split without patches."""
     if augmentation is True:
         augmentation = Augmentation()
     datasets = {}
     for split in SPLITS:
         n = len(sets[split])
         if n == 0:
-            raise ValueError(
-                f"the {split} split of '{name}' has no patches of {patch_size}x{patch_size}; "
-                f"add FOVs or use a smaller patch_size (FOVs: {', '.join(sets[split].fovs) or 'none'})."
-            )
-        indices = quick_subset(split, n) if quick and not info.is_synthetic else None
+            raise ValueError(f"the {split} split of {source} has no patches of {patch_size}x{patch_size} (FOVs: "
+                             f"{', '.join(sets[split].fovs) or 'none'}); add FOVs or use a smaller --patch-size.")
         aug = augmentation if (split == "train" and augmentation) else None
-        datasets[split] = PairedPatchDataset(sets[split], aug, indices=indices, info=info)
+        datasets[split] = PairedPatchDataset(sets[split], aug, indices=quick_subset(split, n) if subset else None,
+                                             **dataset_options)
     return datasets
 
 
