@@ -308,3 +308,34 @@ def test_second_ctrl_c_aborts_at_once(tmp_path):
         train(_config(), TINY, tmp_path / "run", datasets=twice, progress=False)
     assert signal.getsignal(signal.SIGINT) is handler_before  # the trainer's handler was removed
     assert not (tmp_path / "run" / "train.lock.json").exists()  # the lock was released
+
+
+def test_ema_warms_up_like_tensorflows_num_updates(tmp_path, data):
+    """After the first step the EMA is min(0.999, 1/10) = 0.1 of the initial weights and 0.9 of the
+    new ones (tf.train.ExponentialMovingAverage with num_updates=0), not 0.999 of the initial."""
+    initial = _weights(train(_config(lr=0.0, max_steps=1), TINY, tmp_path / "init", datasets=data,
+                             progress=False).last_checkpoint)
+    state = load_checkpoint(train(_config(max_steps=1, ema_decay=0.999), TINY, tmp_path / "ema", datasets=data,
+                                  progress=False).last_checkpoint)
+    key = "unet.out_conv.gain"  # zero at initialisation, so it moves in the first step
+    assert not torch.equal(state["model"][key], initial[key])
+    expected = 0.1 * initial[key] + 0.9 * state["model"][key]
+    assert torch.allclose(state["ema"][key], expected, atol=1e-7)
+
+
+def test_care_and_n2v_standardise_with_the_training_inputs(tmp_path, data):
+    """The trainer calibrates CARE and Noise2Void: the saved config holds the mean and std of the
+    training inputs (flips do not change them), and a config without them means no scaling."""
+    from teachdiff.methods import build_method
+
+    xs = torch.stack([torch.from_numpy(p.x.astype("float32") / 127.5 - 1) for p in data["train"].pairs]).double()
+    for model in ("care", "n2v"):
+        result = train(_config(model=model, max_steps=1), build_method(model).config, tmp_path / model,
+                       datasets=data, progress=False)
+        saved = load_checkpoint(result.last_checkpoint)["method_config"]
+        assert saved["input_mean"] == pytest.approx(xs.mean().item(), abs=1e-6)
+        assert saved["input_std"] == pytest.approx(xs.std().item(), rel=1e-5)
+        old = {k: v for k, v in saved.items() if k not in ("input_mean", "input_std")}
+        plain = build_method(model, old)
+        x = torch.rand(1, 1, 32, 32) * 2 - 1
+        assert torch.equal(plain.restore(x), plain.net(x).clamp(-1, 1))

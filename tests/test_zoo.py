@@ -13,7 +13,8 @@ from teachdiff import zoo
 from teachdiff.zoo import file_sha256
 from teachdiff.cli import main
 from teachdiff.methods import DiffusionConfig, DiffusionMethod
-from teachdiff.train import load_method, save_checkpoint, train_or_load
+from teachdiff.reproduce import chapter_config
+from teachdiff.train import load_method, save_checkpoint, train_or_load, trained_checkpoint
 from teachdiff.unet import UNetConfig
 
 NAME = "synthetic-microtubules-ddpm-quick"
@@ -196,3 +197,18 @@ def test_the_package_manifest_and_its_bundled_files_agree():
             assert path.stat().st_size == entry.size
             assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
         assert entry.command and entry.scores, f"{entry.name} lacks its training command or scores"
+
+
+def test_trained_checkpoint_is_the_zoo_file_behind_train_or_load(released, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEACHDIFF_RUNS", str(tmp_path / "runs"))
+    assert trained_checkpoint("synthetic-microtubules") == zoo.BUNDLED_DIR / released.file
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_chapter_compares_every_model_of_the_zoo_plus_its_competitor(released):
+    rcan = dataclasses.replace(released, name="synthetic-microtubules-rcan-quick", model="rcan")
+    zoo.write_manifest([released, rcan])
+    assert chapter_config("synthetic-microtubules", "quick", "care").models == ("ddpm", "care", "rcan")
+    assert chapter_config("synthetic-zebrafish", "quick", "n2v").models == ("ddpm", "n2v")
+    assert chapter_config("synthetic-microtubules", "paper", "care").models == ("ddpm", "care", "n2v", "pix2pix",
+                                                                                 "rcan")

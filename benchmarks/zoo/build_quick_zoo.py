@@ -57,7 +57,7 @@ def recipe(dataset: str, model: str, scale: float = 1.0) -> tuple[TrainConfig, o
     if model == "ddpm":
         cfg = dataclasses.replace(cfg, epochs=40, steps_per_epoch=100, val_images=CURVE_IMAGES, ema_decay=0.999)
     else:
-        cfg = dataclasses.replace(cfg, epochs=20, steps_per_epoch=60, val_images=CURVE_IMAGES)
+        cfg = dataclasses.replace(cfg, epochs=20, steps_per_epoch=100, val_images=CURVE_IMAGES)
     cfg = dataclasses.replace(cfg, steps_per_epoch=max(1, round(cfg.steps_per_epoch * scale)))
     total = cfg.epochs * cfg.steps_per_epoch
     marks = sorted({total * k // 8 for k in range(1, 9)})
@@ -103,7 +103,12 @@ def _val_curve_point(run: Path, dataset: str, model: str, cfg: TrainConfig) -> d
 def train_with_curve(dataset: str, model: str, runs: Path, progress: bool, scale: float = 1.0) -> Path:
     """Train (or resume) one zoo model up to its last mark; returns the run folder."""
     cfg, method_cfg, marks = recipe(dataset, model, scale)
-    run = runs / dataset / "models" / model
+    return train_marks(runs / dataset / "models" / model, cfg, method_cfg, marks, progress)
+
+
+def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progress: bool) -> Path:
+    """Train (or resume) ``cfg`` in ``run``, stopping at each mark to add a point to ``run/curve.json``."""
+    dataset, model = cfg.dataset, cfg.model
     curve_file = run / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.exists() else []
     done_steps = {p["step"] for p in curve}

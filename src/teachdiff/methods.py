@@ -100,9 +100,11 @@ class DiffusionMethod(RestorationMethod):
     def calibrate(self, items: list[dict]) -> None:
         """Measure mean and standard deviation of the inputs x of some training items (the
         trainer passes 64); the U-Net standardises x with them. Called once before step 0."""
-        xs = torch.stack([item["x"] for item in items]).double()
-        self.unet.cond_mean.fill_(xs.mean().item())
-        self.unet.cond_std.fill_(max(xs.std().item(), 1e-3))
+        from teachdiff.baselines.common import input_statistics
+
+        mean, std = input_statistics(items)
+        self.unet.cond_mean.fill_(mean)
+        self.unet.cond_std.fill_(std)
 
     def forward(self, x, y, generator=None, shard=(0, 1)):
         return training_loss(self.unet, x, y, self.schedule, continuous=self.config.continuous_noise,

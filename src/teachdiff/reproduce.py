@@ -92,6 +92,20 @@ class ReproduceConfig:
         raise ValueError(f"preset must be 'quick', 'colab' or 'paper', got {preset!r}.")
 
 
+def chapter_config(dataset: str, preset: str, competitor: str) -> ReproduceConfig:
+    """The comparison a reproduction chapter of the book runs: ``preset_for(dataset, preset)``, and
+    in the quick preset every model the model zoo holds for the dataset plus the DDPM and the
+    paper's strongest benchmark model ``competitor`` (trained, if the zoo lacks them, into the
+    shared folders of ``train_or_load``, so each chapter trains a quick model once at most)."""
+    from teachdiff import zoo
+
+    cfg = ReproduceConfig.preset_for(dataset, preset)
+    if preset != "quick":
+        return cfg
+    models = tuple(m for m in cfg.models if m in ("ddpm", competitor) or zoo.find(dataset, m, preset))
+    return dataclasses.replace(cfg, models=models, shared_models=True)
+
+
 def _to255(t: torch.Tensor) -> np.ndarray:
     return ((t.float().clamp(-1, 1) + 1) * 127.5).cpu().numpy()
 

@@ -30,6 +30,10 @@ Network: the CSBDeep U-Net of :mod:`teachdiff.baselines.care` with n2v's configu
 the n2v 2-D examples). Parameter count with the defaults: 333,185 (incl. batch-norm affine
 parameters; test: ``test_baselines.py``).
 
+Input normalisation as in n2v: the network sees :math:`(x - \mu_x) / \sigma_x` with the mean and
+standard deviation of the training inputs (:meth:`Noise2Void.calibrate`, stored in the config), and
+its output is mapped back by the inverse.
+
 Paper settings (§S3): 100 epochs, batch size 32, initial learning rate 2e-4, n2v's best state by
 its validation loss. Model selection here must not look at the GT either: the presets validate
 only after the last epoch (``val_every`` larger than any number of epochs), so the kept weights
@@ -38,13 +42,14 @@ are the final ones and the validation MAE is a report, not a choice.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 
 from teachdiff.baselines.care import CSBDeepUNet
-from teachdiff.baselines.common import check_images, restore_padded
+from teachdiff.baselines.common import check_images, input_statistics, restore_padded
 from teachdiff.methods import RestorationMethod
 
 # val_every of the presets: validate (against the GT) only after the last epoch, never to choose weights.
@@ -63,12 +68,16 @@ class N2VConfig:
     batch_norm: bool = True
     masked_percentage: float = 0.198  # n2v_perc_pix, in percent of the patch's pixels
     neighborhood_radius: int = 5  # n2v_neighborhood_radius: replacement window (2r + 1)²
+    input_mean: float = 0.0  # training-set statistics of x, set by Noise2Void.calibrate (n2v's means/stds)
+    input_std: float = 1.0
 
     def __post_init__(self):
         if not 0 < self.masked_percentage <= 100:
             raise ValueError(f"masked_percentage is a percentage in (0, 100], got {self.masked_percentage}.")
         if self.neighborhood_radius < 1:
             raise ValueError(f"neighborhood_radius must be >= 1, got {self.neighborhood_radius}.")
+        if not self.input_std > 0:
+            raise ValueError(f"input_std must be positive, got {self.input_std}.")
 
 
 def blind_spot_coords(n: int, height: int, width: int, masked_percentage: float,
@@ -136,12 +145,23 @@ class Noise2Void(RestorationMethod):
                              "(the trainer does so because Noise2Void.supervised is False).")
         x_tilde, coords = mask_blind_spots(x, self.config.masked_percentage, self.config.neighborhood_radius,
                                            generator)
-        return masked_mse(self.net(x_tilde), x, coords)
+        return masked_mse(self.predict(x_tilde), x, coords)
+
+    @torch.no_grad()
+    def calibrate(self, items: list[dict]) -> None:
+        """Set the input statistics from some training items (called by the trainer before step 0)."""
+        mean, std = input_statistics(items)
+        self.config = dataclasses.replace(self.config, input_mean=mean, input_std=std)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on the standardised input, back on the input's scale (n2v's normalisation)."""
+        mean, std = self.config.input_mean, self.config.input_std
+        return self.net((x - mean) / std) * std + mean
 
     @torch.no_grad()
     def restore(self, x, generator=None):
         check_images(x)
-        return restore_padded(self.net, x, self.net.size_multiple).clamp(-1, 1)
+        return restore_padded(self.predict, x, self.net.size_multiple).clamp(-1, 1)
 
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):
