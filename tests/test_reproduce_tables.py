@@ -79,3 +79,20 @@ def test_a_resolution_at_the_first_grid_radius_is_not_reported_as_a_measurement(
     assert cleaned["mae"] == scores["mae"]
     swapped = metrics.without_grid_floor(metrics.evaluate(structure, noise, pixel_size=pixel, lpips=False), pixel)
     assert np.isfinite(swapped["resolution"]) and math.isnan(swapped["resolution_gt"])
+
+
+def test_agreement_with_the_paper_counts_pairwise_orders():
+    from teachdiff.reproduce import agreement_markdown
+
+    nan = float("nan")
+
+    def row(method, mae, mae_paper, psnr, psnr_paper):
+        return {"method": method, "mae": mae, "mae_paper": mae_paper, "psnr": psnr, "psnr_paper": psnr_paper}
+
+    table = [row("raw", 9, 9, 20, 20), row("ddpm-avg", 3, 4, 30, 31), row("care", 2, 5, 29, 30),
+             row("n2v", 6, 7, 25, 26), row("gaussian", 5, nan, 27, nan)]
+    text = agreement_markdown(table, ("mae", "psnr"))
+    assert "| CARE | no / yes ✗ | yes / yes |" in text  # CARE has the lower MAE here, not in the paper
+    assert "| Noise2Void | yes / yes | yes / yes |" in text
+    assert "Gaussian" not in text and "Raw" not in text
+    assert "in 3 of 4 comparisons" in text

@@ -212,3 +212,17 @@ def test_a_chapter_compares_every_model_of_the_zoo_plus_its_competitor(released)
     assert chapter_config("synthetic-zebrafish", "quick", "n2v").models == ("ddpm", "n2v")
     assert chapter_config("synthetic-microtubules", "paper", "care").models == ("ddpm", "care", "n2v", "pix2pix",
                                                                                  "rcan")
+
+
+def test_a_released_pix2pix_keeps_its_generator_only_and_restores_the_same(tmp_path):
+    from teachdiff.methods import build_method
+
+    torch.manual_seed(0)
+    method = build_method("pix2pix", {"n_down": 5, "ngf": 4, "ndf": 4})
+    path = save_checkpoint(tmp_path / "best.pt", method.eval(), optimizers=[], history=[], step=1)
+    zoo.export_checkpoint(path, tmp_path / "released.pt")
+    released = torch.load(tmp_path / "released.pt", weights_only=False)["model"]
+    assert released and not any(k.startswith("discriminator.") for k in released)
+    assert any(k.startswith("discriminator.") for k in method.state_dict())
+    x = torch.rand(1, 1, 32, 32) * 2 - 1
+    assert torch.equal(load_method(tmp_path / "released.pt").restore(x), load_method(path).restore(x))

@@ -117,6 +117,8 @@ def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progr
         if step < mark:
             train(dataclasses.replace(cfg, max_steps=mark), method_cfg, run, resume=(run / "last.pt").exists(),
                   progress=progress)
+            if load_checkpoint(run / "last.pt")["step"] < mark:  # stopped (Ctrl-C, SIGTERM): no point, no next mark
+                raise SystemExit(f"{run}: training stopped before step {mark}; run the same command to resume.")
         if mark not in done_steps:
             curve.append(_val_curve_point(run, dataset, model, cfg))
             done_steps.add(mark)
@@ -139,12 +141,19 @@ def plateau(curve: list[dict]) -> tuple[bool, float]:
 
 
 def score_dataset(dataset: str, runs: Path, progress: bool) -> list[dict]:
-    """The comparison table of the trained models on the test split (reproduce's pipeline)."""
+    """The comparison table of the trained models on the test split (reproduce's pipeline), kept
+    in ``runs/<dataset>/zoo_table.json`` until a model is trained further."""
     from teachdiff.reproduce import ReproduceConfig, reproduce
 
+    cached = runs / dataset / "zoo_table.json"
+    newest = max((runs / dataset / "models" / m / "last.pt").stat().st_mtime for m in MODELS)
+    if cached.exists() and cached.stat().st_mtime > newest:
+        return json.loads(cached.read_text())
     cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=15, test_images=16,
                               use_zoo=False)
-    return reproduce(cfg, runs / dataset, progress=progress)["table"]
+    table = reproduce(cfg, runs / dataset, progress=progress)["table"]
+    cached.write_text(json.dumps(table, indent=1, default=float))
+    return table
 
 
 def machine() -> str:
@@ -164,6 +173,9 @@ def release(dataset: str, model: str, runs: Path, table: list[dict]) -> zoo.ZooE
     if model == "ddpm":
         scores.update({f"avg_{k}": round(rows["ddpm-avg"][k], 4) for k in keys})
     meta = {"name": name, "protocol": "teachdiff reproduce quick: 16 test patches of 192², DDPM-avg of 15 DDIM-10"}
+    notes = meta["protocol"]
+    if model == "ddpm":
+        notes += f". Configuration: {study_summary(runs)}"
     file = f"{name}.pt"
     sha, size = zoo.export_checkpoint(best, zoo.BUNDLED_DIR / file, meta)
     return zoo.ZooEntry(
@@ -172,7 +184,20 @@ def release(dataset: str, model: str, runs: Path, table: list[dict]) -> zoo.ZooE
         url=f"https://github.com/teachdiff/teachdiff/raw/main/src/teachdiff/weights/{file}",
         command=command(dataset, model), seed=cfg.seed,
         train_seconds=round(sum(r.get("seconds", 0.0) for r in history), 1), machine=machine(),
-        steps=state["step"], scores=scores, notes=meta["protocol"])
+        steps=state["step"], scores=scores, notes=notes)
+
+
+def study_summary(runs: Path) -> str:
+    """One line on how the DDPM's configuration was chosen (``ddpm_study.py``'s runs), for the manifest."""
+    found = []
+    for folder in sorted(runs.glob("*/study/*/curve.json")):
+        curve = json.loads(folder.read_text())
+        found.append(f"{folder.parent.name} {min(p['val_mae'] for p in curve):.2f}")
+    if not found:
+        return "the quick preset's network and recipe, trained longer (no study run)."
+    dataset = next(runs.glob("*/study")).parent.name
+    return (f"chosen by benchmarks/zoo/ddpm_study.py on {dataset} at equal CPU time "
+            f"(best DDPM-avg validation MAE: {', '.join(found)}).")
 
 
 def write_results(dataset: str, runs: Path, table: list[dict], models: list[str]) -> None:

@@ -33,12 +33,15 @@ class RestorationMethod(nn.Module):
     method directly. Set ``supervised = False`` for methods that must never see the target
     (Noise2Void: the trainer then passes ``y=None``). A method with several optimizers (a GAN)
     sets ``custom_step = True`` and implements ``training_step`` (mixed precision included).
+    ``training_only`` names submodules that restoring never uses (a GAN's discriminator): a
+    released checkpoint (``teachdiff.zoo.export_checkpoint``) leaves them out.
     """
 
     kind: ClassVar[str] = ""
     config_class: ClassVar[type] = object
     supervised: ClassVar[bool] = True
     custom_step: ClassVar[bool] = False
+    training_only: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__()

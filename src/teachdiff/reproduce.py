@@ -428,6 +428,39 @@ def comparison_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssi
     return "\n".join(lines) + "\n"
 
 
+def agreement_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssim")) -> str:
+    """Where our ranking agrees with the paper's: for each method, is DDPM-avg better than it,
+    here and in the paper (on the real dataset the rows' ``_paper`` values come from)? Lower is
+    better for MAE, NRMSE and LPIPS, higher for the rest. Rows without a paper value are left out."""
+    lower = {"mae", "nrmse", "lpips"}
+
+    def better(a: float, b: float, metric: str) -> bool:
+        return a < b if metric in lower else a > b
+
+    reference = next((r for r in table if r["method"] == "ddpm-avg"), None)
+    if reference is None:
+        return "DDPM-avg is not in this table: nothing to compare.\n"
+    lines = ["| DDPM-avg better than | " + " | ".join(f"{METRIC_LABELS.get(m, m)}: ours / paper" for m in metrics_shown)
+             + " |", "|---" * (len(metrics_shown) + 1) + "|"]
+    agree = total = 0
+    for row in table:
+        if row["method"] in ("ddpm-avg", "raw"):
+            continue
+        cells = []
+        for m in metrics_shown:
+            ours_p, paper_p = reference[m], reference[f"{m}_paper"]
+            if any(math.isnan(v) for v in (ours_p, paper_p, row[m], row[f"{m}_paper"])):
+                cells.append("n/a")
+                continue
+            ours, paper = better(ours_p, row[m], m), better(paper_p, row[f"{m}_paper"], m)
+            agree, total = agree + (ours == paper), total + 1
+            cells.append(f"{'yes' if ours else 'no'} / {'yes' if paper else 'no'}" + ("" if ours == paper else " ✗"))
+        if any(c != "n/a" for c in cells):
+            lines.append(f"| {LABELS.get(row['method'], row['method'])} | " + " | ".join(cells) + " |")
+    lines += ["", f"The pairwise order agrees with the paper's in {agree} of {total} comparisons (✗: it differs)."]
+    return "\n".join(lines) + "\n"
+
+
 EXAMPLES = """
 examples:
   teachdiff reproduce synthetic-zebrafish --preset quick --out runs/repro-zf   # minutes on a CPU

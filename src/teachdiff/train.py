@@ -271,7 +271,11 @@ def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = 
     method = build_method(kind, payload["method_config"])
     weights = payload["ema"] if use_ema and payload.get("ema") is not None else payload["model"]
     try:
-        method.load_state_dict(weights)
+        loaded = method.load_state_dict(weights, strict=False)
+        released = tuple(f"{name}." for name in method.training_only)  # left out of zoo files
+        absent = [k for k in loaded.missing_keys if not k.startswith(released)]
+        if absent or loaded.unexpected_keys:
+            raise RuntimeError(f"missing keys {absent[:3]}, unexpected keys {loaded.unexpected_keys[:3]}")
     except RuntimeError as err:
         raise ValueError(f"checkpoint {path} does not fit its recorded {kind} configuration ({str(err)[:200]}...); "
                          "it was made by another version of the model code.") from None

@@ -246,15 +246,20 @@ def load(name: str, map_location=None):
 
 def export_checkpoint(checkpoint: str | Path, dest: str | Path, metadata: dict | None = None) -> tuple[str, int]:
     """Write a released copy of a training checkpoint: the weights it restores with (the EMA weights
-    when the run kept them), its configuration and ``metadata``, without the optimizer state.
+    when the run kept them, without the method's ``training_only`` parts such as pix2pix's
+    discriminator), its configuration and ``metadata``, without the optimizer state.
     Returns (sha256, size in bytes) for the manifest."""
     import torch
 
     from teachdiff.train import _atomic_write, load_checkpoint
 
+    from teachdiff.methods import method_class
+
     payload = load_checkpoint(checkpoint)
     if payload.get("ema") is not None:
         payload["model"] = payload["ema"]
+    dropped = tuple(f"{name}." for name in method_class(payload["kind"]).training_only)
+    payload["model"] = {k: v for k, v in payload["model"].items() if not k.startswith(dropped)}
     released = {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
     released["zoo"] = dict(metadata or {})
     dest = Path(dest)

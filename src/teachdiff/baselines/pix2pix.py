@@ -165,6 +165,7 @@ class Pix2Pix(RestorationMethod):
     kind = "pix2pix"
     config_class = Pix2PixConfig
     custom_step = True
+    training_only = ("discriminator",)
 
     def __init__(self, config: Pix2PixConfig | None = None):
         super().__init__(config or Pix2PixConfig())
