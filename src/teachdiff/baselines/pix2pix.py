@@ -27,6 +27,13 @@ test time in training mode (pix2pix's ``test.py`` without ``--eval``). At batch 
 instance normalisation with learned affine parameters, which we use: it gives the same model
 without restorations that depend on which other images share a batch.
 
+Restoring: the U-Net's bottleneck is 1x1 only at its design size 2**n_down (256² for ``unet_256``,
+which pix2pix trains and tests on), and instance normalisation of its deepest features behaves
+differently on a larger input. :meth:`Pix2Pix.restore` therefore restores larger images in
+overlapping tiles of that size (:func:`teachdiff.infer.tiled_apply`), as the DDPM is restored in
+tiles of its training patches. Whole 192² test patches through the 64² quick generator had a
+median MAE of 9.85 on synthetic microtubules, the same patches in 64² tiles 5.53.
+
 Parameter counts: ``unet_256`` generator (ngf 64) 54,407,809 (pix2pix's 54,413,955 for RGB, less
 its 3-channel ends) and PatchGAN 2,764,609 (test: ``test_baselines.py``). The quick preset uses
 ngf 16, ``n_down`` 6 and a 32-filter PatchGAN (receptive field still 70). The learning-rate
@@ -42,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from teachdiff.baselines.common import check_images, restore_padded
+from teachdiff.infer import tiled_apply
 from teachdiff.methods import RestorationMethod
 from teachdiff.precision import Precision, TrainingPrecision
 
@@ -223,8 +231,13 @@ class Pix2Pix(RestorationMethod):
 
     @torch.no_grad()
     def restore(self, x, generator=None):
+        """The generator on inputs of the size it was built for, 2**n_down (module docstring):
+        larger images in overlapping tiles of that size, smaller ones mirror-padded to it."""
         check_images(x)
-        return restore_padded(self.generator, x, self.generator.size_multiple).clamp(-1, 1)
+        tile = self.generator.size_multiple
+        if max(x.shape[-2:]) <= tile:
+            return restore_padded(self.generator, x, tile).clamp(-1, 1)
+        return tiled_apply(self.generator, x, tile=tile, progress=False, multiple=tile).clamp(-1, 1)
 
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):
