@@ -33,14 +33,13 @@ validation MAE.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from teachdiff.baselines.common import check_images, input_statistics, restore_padded
+from teachdiff.baselines.common import StandardizedInput, check_images, restore_padded
 from teachdiff.methods import RestorationMethod
 
 __all__ = ["CSBDeepUNet", "CAREConfig", "CARE"]
@@ -142,7 +141,7 @@ class CAREConfig:
             raise ValueError(f"input_std must be positive, got {self.input_std}.")
 
 
-class CARE(RestorationMethod):
+class CARE(StandardizedInput, RestorationMethod):
     """Supervised CARE (``--model care``): a residual CSBDeep U-Net trained with the MAE to the target."""
 
     kind = "care"
@@ -152,17 +151,6 @@ class CARE(RestorationMethod):
         super().__init__(config or CAREConfig())
         c = self.config
         self.net = CSBDeepUNet(c.depth, c.base_filters, c.kernel_size, c.convs_per_level, c.batch_norm, c.residual)
-
-    @torch.no_grad()
-    def calibrate(self, items: list[dict]) -> None:
-        """Set the input statistics from some training items (called by the trainer before step 0)."""
-        mean, std = input_statistics(items)
-        self.config = dataclasses.replace(self.config, input_mean=mean, input_std=std)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on the standardised input, back on the input's scale: y = x + std * f(z)."""
-        mean, std = self.config.input_mean, self.config.input_std
-        return self.net((x - mean) / std) * std + mean
 
     def forward(self, x, y, generator=None, shard=(0, 1)):
         if y is None:

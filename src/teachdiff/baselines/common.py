@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from teachdiff.infer import pad_reflect
 
-__all__ = ["check_images", "restore_padded", "count_parameters", "input_statistics"]
+__all__ = ["check_images", "restore_padded", "count_parameters", "input_statistics", "StandardizedInput"]
 
 
 def check_images(x, name: str = "x") -> None:
@@ -48,3 +50,20 @@ def input_statistics(items: list[dict]) -> tuple[float, float]:
     of [-1, 1], too small a signal for a freshly initialised network to pick up."""
     xs = torch.stack([item["x"] for item in items]).double()
     return xs.mean().item(), max(xs.std().item(), 1e-3)
+
+
+class StandardizedInput:
+    """For a method whose ``self.net`` should see z = (x - mean) / std, with the training inputs'
+    statistics kept in its config (``input_mean``, ``input_std``; 0 and 1 mean no scaling)."""
+
+    @torch.no_grad()
+    def calibrate(self, items: list[dict]) -> None:
+        """Set the input statistics from some training items (called by the trainer before step 0)."""
+        mean, std = input_statistics(items)
+        self.config = dataclasses.replace(self.config, input_mean=mean, input_std=std)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on the standardised input, mapped back to the input's scale: std * net(z) + mean
+        (for CARE's residual network, x + std * f(z))."""
+        mean, std = self.config.input_mean, self.config.input_std
+        return self.net((x - mean) / std) * std + mean

@@ -42,14 +42,13 @@ are the final ones and the validation MAE is a report, not a choice.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 
 from teachdiff.baselines.care import CSBDeepUNet
-from teachdiff.baselines.common import check_images, input_statistics, restore_padded
+from teachdiff.baselines.common import StandardizedInput, check_images, restore_padded
 from teachdiff.methods import RestorationMethod
 
 # val_every of the presets: validate (against the GT) only after the last epoch, never to choose weights.
@@ -126,7 +125,7 @@ def masked_mse(pred: torch.Tensor, x: torch.Tensor, coords) -> torch.Tensor:
     return (pred[b, 0, r, c] - x[b, 0, r, c]).pow(2).mean()
 
 
-class Noise2Void(RestorationMethod):
+class Noise2Void(StandardizedInput, RestorationMethod):
     """Self-supervised Noise2Void (``--model n2v``): trained on the noisy inputs only."""
 
     kind = "n2v"
@@ -146,17 +145,6 @@ class Noise2Void(RestorationMethod):
         x_tilde, coords = mask_blind_spots(x, self.config.masked_percentage, self.config.neighborhood_radius,
                                            generator)
         return masked_mse(self.predict(x_tilde), x, coords)
-
-    @torch.no_grad()
-    def calibrate(self, items: list[dict]) -> None:
-        """Set the input statistics from some training items (called by the trainer before step 0)."""
-        mean, std = input_statistics(items)
-        self.config = dataclasses.replace(self.config, input_mean=mean, input_std=std)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on the standardised input, back on the input's scale (n2v's normalisation)."""
-        mean, std = self.config.input_mean, self.config.input_std
-        return self.net((x - mean) / std) * std + mean
 
     @torch.no_grad()
     def restore(self, x, generator=None):
