@@ -119,7 +119,9 @@ def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progr
                   progress=progress)
             if load_checkpoint(run / "last.pt")["step"] < mark:  # stopped (Ctrl-C, SIGTERM): no point, no next mark
                 raise SystemExit(f"{run}: training stopped before step {mark}; run the same command to resume.")
-        if mark not in done_steps:
+        # A point between this mark and the next (an interrupted run's, e.g. step 800) stands for it.
+        later = [m for m in marks if m > mark]
+        if not any(mark <= s < (later[0] if later else float("inf")) for s in done_steps):
             curve.append(_val_curve_point(run, dataset, model, cfg))
             done_steps.add(mark)
             curve_file.write_text(json.dumps(sorted(curve, key=lambda p: p["step"]), indent=1))
