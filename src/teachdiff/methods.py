@@ -21,7 +21,17 @@ from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, trainin
 from teachdiff.unet import MPUNet, UNetConfig
 
 __all__ = ["RestorationMethod", "DiffusionConfig", "DiffusionMethod", "METHOD_MODULES", "method_class",
-           "build_method"]
+           "build_method", "input_statistics"]
+
+
+@torch.no_grad()
+def input_statistics(items: list[dict]) -> tuple[float, float]:
+    """Mean and standard deviation of the inputs ``x`` of some training items (the trainer passes
+    64 to a method's ``calibrate``). Models standardise their input with them, as n2v and
+    CAREamics do with the training set's mean and std: low-dose inputs often span a few percent
+    of [-1, 1], too small a signal for a freshly initialised network to pick up."""
+    xs = torch.stack([item["x"] for item in items]).double()
+    return xs.mean().item(), max(xs.std().item(), 1e-3)
 
 
 class RestorationMethod(nn.Module):
@@ -103,8 +113,6 @@ class DiffusionMethod(RestorationMethod):
     def calibrate(self, items: list[dict]) -> None:
         """Measure mean and standard deviation of the inputs x of some training items (the
         trainer passes 64); the U-Net standardises x with them. Called once before step 0."""
-        from teachdiff.baselines.common import input_statistics
-
         mean, std = input_statistics(items)
         self.unet.cond_mean.fill_(mean)
         self.unet.cond_std.fill_(std)

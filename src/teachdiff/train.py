@@ -400,7 +400,6 @@ def _to_uint8_scale(t: torch.Tensor) -> torch.Tensor:
     return ((t.float().clamp(-1, 1) + 1) * 127.5)
 
 
-@torch.no_grad()
 def ema_decay_at(step: int, decay: float) -> float:
     r"""The EMA decay used after optimizer step ``step`` (0 for the first), with warm-up:
 
@@ -414,6 +413,7 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
+@torch.no_grad()
 def validate(method: RestorationMethod, val_set: Dataset, n_images: int, device, seed: int,
              batch_size: int = 8) -> dict[str, float]:
     """Validation MAE (0..255 scale) of restored images against the targets, and of the raw inputs."""
@@ -791,8 +791,8 @@ def train_or_load(dataset: str, preset: str = "quick", model: str = "ddpm", out_
 
     if zoo.is_zoo_name(dataset):
         return zoo.load(dataset)
-    entry = zoo.find(dataset, model, preset) if use_zoo else None
-    if entry is not None and entry.seed == seed:
+    entry = _zoo_entry(dataset, preset, model, seed, use_zoo)
+    if entry is not None:
         return zoo.load(entry.name)
     out_dir = Path(out_dir) if out_dir is not None else runs_dir() / f"{dataset}-{model}-{preset}-seed{seed}"
     finished = (out_dir / "last.pt").exists() and load_checkpoint(out_dir / "last.pt").get("finished", False)
@@ -811,9 +811,17 @@ def trained_checkpoint(dataset: str, preset: str = "quick", model: str = "ddpm",
     run has not finished). For commands that take a path, such as ``teachdiff restore --checkpoint``."""
     from teachdiff import zoo
 
-    entry = zoo.find(dataset, model, preset) if use_zoo else None
-    if entry is not None and entry.seed == seed:
+    entry = _zoo_entry(dataset, preset, model, seed, use_zoo)
+    if entry is not None:
         return zoo.fetch(entry.name, progress=False)
     out_dir = Path(out_dir) if out_dir is not None else runs_dir() / f"{dataset}-{model}-{preset}-seed{seed}"
     train_or_load(dataset, preset, model, out_dir, seed=seed, progress=False, use_zoo=False)
     return out_dir / "best.pt"
+
+
+def _zoo_entry(dataset: str, preset: str, model: str, seed: int, use_zoo: bool):
+    """The zoo entry that stands for this preset's run, or None (no zoo wanted, none, another seed)."""
+    from teachdiff import zoo
+
+    entry = zoo.find(dataset, model, preset) if use_zoo else None
+    return entry if entry is not None and entry.seed == seed else None

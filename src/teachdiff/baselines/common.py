@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from teachdiff.infer import pad_reflect
+from teachdiff.methods import input_statistics
 
-__all__ = ["check_images", "restore_padded", "count_parameters", "input_statistics", "StandardizedInput"]
+__all__ = ["check_images", "restore_padded", "count_parameters", "StandardizedInput"]
 
 
 def check_images(x, name: str = "x") -> None:
@@ -40,16 +41,6 @@ def restore_padded(network: nn.Module, x: torch.Tensor, multiple: int) -> torch.
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-@torch.no_grad()
-def input_statistics(items: list[dict]) -> tuple[float, float]:
-    """Mean and standard deviation of the inputs ``x`` of some training items (the trainer passes
-    64 to a method's ``calibrate``). Models standardise their input with them, as n2v and
-    CAREamics do with the training set's mean and std: low-dose inputs often span a few percent
-    of [-1, 1], too small a signal for a freshly initialised network to pick up."""
-    xs = torch.stack([item["x"] for item in items]).double()
-    return xs.mean().item(), max(xs.std().item(), 1e-3)
 
 
 class StandardizedInput:
