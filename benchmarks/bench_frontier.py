@@ -10,19 +10,21 @@ For each dataset and its trained DDPM, on test patches with ground truth:
    whose mean MAE is within 2 % of DDPM-avg-15's.
 2. **Uncertainty checks** of the 15-sample std map of each sampler on the same patches: Spearman
    rank correlation with |error|, AUSE, and the coverage of the 90 % sample-quantile interval.
-3. **Calibration** of one setting (``--calibrate``, default the chosen fast one): a split-conformal
+3. **Calibration** of one setting (``--calibrate``, default the restore default: the cheapest within 2 % with at least ``MAP_SAMPLES`` samples): a split-conformal
    scale fitted on validation patches, and the coverage of the 90 % interval on test patches
    before (sample quantiles) and after (conformal). The fitted scale is saved as JSON, which
    ``teachdiff restore --interval 0.9 --calibration FILE`` reads.
 
-Models: ``--checkpoint DATASET=PATH`` for a trained checkpoint (e.g. the model zoo); without it,
+Models: ``--checkpoint DATASET=NAME_OR_PATH`` for a zoo model (``teachdiff weights list``) or a
+trained checkpoint; without it,
 the quick model of ``teachdiff.train.train_or_load(dataset, "quick")`` (trained if missing).
 MS-SSIM uses 3 scales (renormalised weights), the most that 64² patches allow (5 need 176²).
 
-Run (CPU, quick models; the recorded results, about 2 CPU-minutes per 64² patch and dataset,
-but 10-15 wall-minutes on the shared 2-core machine):
-``python benchmarks/bench_frontier.py --datasets synthetic-microtubules synthetic-zebrafish --patches 1
---calibrate ddim-eta1:20:15 --calibration-patches 8 8``. Settings already in ``frontier/<dataset>.json``
+Run (CPU, the quick zoo's DDPMs; the recorded results, about 80 s per 64² patch and dataset on
+one unloaded core for the frontier, one process per pair of datasets, then a third with all four
+for the calibration of the setting chosen over all of them):
+``python benchmarks/bench_frontier.py --patches 8 --checkpoint synthetic-zebrafish=synthetic-zebrafish-ddpm-quick
+...`` (one ``--checkpoint`` per dataset). Settings already in ``frontier/<dataset>.json``
 are kept (an interrupted or extended run resumes); ``--calibrate none`` only rewrites the report.
 Writes ``frontier.md``, ``frontier_<dataset>.png`` and ``frontier/<dataset>.json`` (all numbers,
 read by chapters 5 and 6) under ``--out``.
@@ -212,22 +214,36 @@ def calibrate(method, dataset: str, sampler: str, steps: int, n: int, n_val: int
             "coverage_conformal": after, "seconds": val[2] + test[2]}
 
 
+def model_description(results: dict[str, dict]) -> str:
+    """What the measured models are: the quick zoo's DDPMs, or quick models trained on the spot."""
+    from teachdiff import zoo
+
+    entries = {e.name: e for e in zoo.read_manifest()}
+    released = [entries[r["model"]] for r in results.values() if r["model"] in entries]
+    if len(released) == len(results) and all(e.preset == "quick" for e in released):
+        steps = sorted({e.steps for e in released})
+        return (f"These are the quick zoo's DDPMs (the tiny U-Net trained at 64² with EMA, the best "
+                f"checkpoints at steps {'/'.join(map(str, steps))}; `benchmarks/results/zoo/`), not the paper's "
+                "64 M-parameter network: a larger network's frontier may differ; rerun with "
+                "`--checkpoint DATASET=NAME_OR_PATH`.")
+    return ("These are not all quick-zoo models: the frontier of each model is its own; rerun with "
+            "`--checkpoint DATASET=NAME_OR_PATH` for others.")
+
+
 def markdown(results: dict[str, dict], args, total_seconds: float) -> str:
     lines = ["# Sampling frontier and calibrated uncertainty (issue 14)", "",
              f"Machine: {MACHINE} ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} thread(s)). Script: `benchmarks/bench_frontier.py` "
              f"(`--patches {args.patches} --size {args.size}`), {total_seconds / 60:.0f} min of sampling in all.", "",
              "Models: " + ", ".join(f"`{d}`: {r['model']}" for d, r in results.items()) + ". "
-             "These are the *quick* models (tiny U-Net, 500 training steps at 64²), not the paper's: "
-             "the frontier of well-trained models may differ; rerun with `--checkpoint DATASET=PATH`.", "",
+             + model_description(results), "",
              f"Quality is the mean over {args.patches} test patch(es) of {args.size}² per dataset, on the 0..255 "
              "scale; MS-SSIM uses 3 scales (5 need 176²). Calls = network evaluations per patch = k N. "
              "All samplers start from the same y_T; DDPM-avg-N averages the first N of 15 samples. "
              "The time column is the measured wall time of 15 samples per patch times N / 15.", ""]
     missing = [d for d in DATASETS if d not in results]
     if missing:
-        lines += [f"Not measured in this run: {', '.join(missing)} (their quick models and 3000-call DDPM "
-                  "references did not fit the CPU time available; rerun with `--datasets`).", ""]
+        lines += [f"Not measured in this run: {', '.join(missing)} (rerun with `--datasets`).", ""]
     for dataset, r in results.items():
         ref = next(x for x in r["rows"] if x["sampler"] == "ddpm" and x["n"] == max(N_AVG))
         best = r["cheapest"]
@@ -266,23 +282,33 @@ def markdown(results: dict[str, dict], args, total_seconds: float) -> str:
     return "\n".join(lines)
 
 
-def common_choice(results: dict[str, dict]) -> tuple[str, int, int]:
-    """The cheapest (sampler, steps, n) that is within 2 % of DDPM-avg-15 on every dataset."""
+def common_choice(results: dict[str, dict], min_samples: int = 1) -> tuple[str, int, int]:
+    """The cheapest (sampler, steps, n) with n >= ``min_samples`` that is within 2 % of
+    DDPM-avg-15's MAE on every dataset."""
     ok_everywhere = {}
     for r in results.values():
         ref = next(x for x in r["rows"] if x["sampler"] == "ddpm" and x["n"] == max(N_AVG))["mae"]
         for x in r["rows"]:
             ok_everywhere.setdefault((x["sampler"], x["steps"], x["n"]), []).append(x["mae"] <= (1 + TOLERANCE) * ref)
-    return min((s for s, ok in ok_everywhere.items() if all(ok) and len(ok) == len(results)),
+    return min((s for s, ok in ok_everywhere.items() if all(ok) and len(ok) == len(results) and s[2] >= min_samples),
                key=lambda s: s[1] * s[2])
 
 
+MAP_SAMPLES = 8
+"""The fewest samples of the restore default: ``teachdiff restore`` also writes the std and entropy
+maps, and Eq. 15's std of N samples is biased low by sqrt(median chi2_{N-1} / N) (0.77 at N = 4,
+0.89 at N = 8 for Gaussian samples; chapter 13, exercise 13.2), so the fast default is the cheapest
+setting within 2 % that averages at least 8 samples."""
+
+
 def speedup_markdown(results: dict[str, dict]) -> list[str]:
-    sampler, steps, n = common_choice(results)
+    cheapest = setting_name(*common_choice(results))
+    sampler, steps, n = common_choice(results, MAP_SAMPLES)
     name = setting_name(sampler, steps, n)
     lines = ["## The fast setting and its speed-up", "",
-             f"Cheapest setting within 2 % of DDPM-avg-15's MAE on every dataset above: **{name}** "
-             f"({steps * n} network calls per patch instead of 3000, {3000 / (steps * n):.0f}× fewer; "
+             f"Cheapest setting within 2 % of DDPM-avg-15's MAE on every dataset above: **{cheapest}**. "
+             f"With at least {MAP_SAMPLES} samples, as the std map needs (`MAP_SAMPLES`): **{name}** "
+             f"({steps * n} network calls per patch instead of 3000, {3000 / (steps * n):.1f}× fewer; "
              f"`teachdiff.infer.FAST_SAMPLING`, the default of `teachdiff restore`). With "
              f"{min(r['n_patches'] for r in results.values())} test patch(es) per dataset, MAE differences of a "
              "few percent are within patch-to-patch variation: the choice is indicative, not a measurement "
@@ -298,8 +324,8 @@ def speedup_markdown(results: dict[str, dict]) -> list[str]:
         cal_s = cal["seconds"] / (cal["val_patches"] + cal["test_patches"]) \
             if cal.get("setting") == name else float("nan")
         lines.append(f"| {d} | {fast['mae']:.2f} / {ref['mae']:.2f} ({fast['mae'] / ref['mae'] - 1:+.1%}) | "
-                     f"{ref['seconds_per_patch']:.0f} | {fast['seconds_per_patch']:.0f} | "
-                     f"{ref['seconds_per_patch'] / fast['seconds_per_patch']:.1f}× | {cal_s:.0f} | "
+                     f"{ref['seconds_per_patch']:.0f} | {fast['seconds_per_patch']:.1f} | "
+                     f"{ref['seconds_per_patch'] / fast['seconds_per_patch']:.1f}× | {cal_s:.1f} | "
                      f"{ref['seconds_per_patch'] / cal_s:.1f}× |")
     return lines + [""]
 
@@ -315,14 +341,15 @@ def parse_setting(text: str) -> tuple[str, int, int]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    p.add_argument("--checkpoint", action="append", default=[], metavar="DATASET=PATH",
-                   help="a trained checkpoint for a dataset (default: its quick model)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="DATASET=NAME_OR_PATH",
+                   help="a zoo model or trained checkpoint for a dataset (default: its quick model)")
     p.add_argument("--patches", type=int, default=2, help="test patches per dataset (default 2)")
     p.add_argument("--size", type=int, default=64, help="patch size (default 64, the quick models' training size)")
     p.add_argument("--batch-size", type=int, default=15, help="images per network call (default 15)")
-    p.add_argument("--calibrate", help="SAMPLER:STEPS:SAMPLES to calibrate (default: the cheapest within 2 %% over "
-                   "all datasets); 'none' to skip")
-    p.add_argument("--calibration-patches", type=int, nargs=2, default=(16, 16), metavar=("VAL", "TEST"))
+    p.add_argument("--calibrate", help="SAMPLER:STEPS:SAMPLES to calibrate (default: the restore default, the "
+                   "cheapest within 2 %% over all datasets with at least MAP_SAMPLES samples); 'none' to skip")
+    p.add_argument("--calibration-patches", type=int, nargs=2, default=(8, 8), metavar=("VAL", "TEST"),
+                   help="validation and test patches of the calibration (default 8 8: all that quick mode has)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # see bench_sampling.py: one thread is fastest on this shared machine
@@ -353,7 +380,7 @@ def main(argv=None) -> None:
         if args.calibrate:
             setting = parse_setting(args.calibrate)
         else:
-            setting = common_choice(results)
+            setting = common_choice(results, MAP_SAMPLES)
         for dataset, r in results.items():
             print(f"{dataset}: calibration of {setting_name(*setting)}", flush=True)
             r["calibration"] = calibrate(methods[dataset], dataset, *setting, *args.calibration_patches, args.size,

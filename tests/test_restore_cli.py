@@ -241,7 +241,10 @@ def test_slow_restore_warns_with_faster_flags_and_no_progress_silences_everythin
     restore_files(ddpm_method(), [flat], tmp_path / "a", n_samples=N_SAMPLES, tile=32, overlap=8, progress=True,
                   slow_after_s=0)
     err = capsys.readouterr().err
-    assert "warning: this restoration will take about" in err and "--sampler ddim --steps 20" in err
+    from teachdiff.infer import FAST_SAMPLING
+
+    assert "warning: this restoration will take about" in err
+    assert f"--sampler ddim --steps {FAST_SAMPLING.steps}" in err
     assert "call" in err  # the bar counts network calls
     restore_files(ddpm_method(), [flat], tmp_path / "b", n_samples=N_SAMPLES, tile=32, overlap=8, progress=False,
                   slow_after_s=0)

@@ -18,8 +18,9 @@ validation images.
 
 Sampling: the paper's DDPM-avg is ``--sampler ddpm --samples 15`` (200 ancestral steps, 3000
 network calls per patch); ``teachdiff reproduce --preset paper`` uses it. The default here is the
-fast equivalent from ``benchmarks/results/frontier.md``: the cheapest setting whose MAE was
-within 2 % of the paper's on the synthetic datasets.
+fast equivalent from ``benchmarks/results/frontier.md``: the cheapest setting of at least 8
+samples (fewer make a std map too noisy to read) whose MAE was within 2 % of the paper's on the
+synthetic datasets with the zoo's models.
 
 For a benchmark model (CARE, Noise2Void, pix2pix, UNet-RCAN), which is deterministic and has no
 samples, it writes ``<name>_restored.tif`` only. All TIFFs are float32 with the input's height
