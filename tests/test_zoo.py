@@ -226,3 +226,27 @@ def test_a_released_pix2pix_keeps_its_generator_only_and_restores_the_same(tmp_p
     assert any(k.startswith("discriminator.") for k in method.state_dict())
     x = torch.rand(1, 1, 32, 32) * 2 - 1
     assert torch.equal(load_method(tmp_path / "released.pt").restore(x), load_method(path).restore(x))
+
+
+def test_a_half_precision_release_halves_the_file_and_restores_within_the_rounding(tmp_path):
+    """float16 storage (pix2pix in the quick zoo): the network is float32 again after loading,
+    and its restoration differs from the float32 release's only by the weights' rounding."""
+    from teachdiff.methods import build_method
+
+    torch.manual_seed(0)
+    method = build_method("pix2pix", {"n_down": 5, "ngf": 8, "ndf": 4})
+    path = save_checkpoint(tmp_path / "best.pt", method.eval(), optimizers=[], history=[], step=1)
+    _, full_size = zoo.export_checkpoint(path, tmp_path / "full.pt")
+    _, half_size = zoo.export_checkpoint(path, tmp_path / "half.pt", half=True)
+    assert half_size < 0.6 * full_size
+    stored = torch.load(tmp_path / "half.pt", weights_only=False)
+    assert stored["weights_dtype"] == "float16"
+    assert {v.dtype for v in stored["model"].values() if v.is_floating_point()} == {torch.float16}
+    full, half = load_method(tmp_path / "full.pt"), load_method(tmp_path / "half.pt")
+    assert {p.dtype for p in half.parameters()} == {torch.float32}
+    for name, p in half.generator.state_dict().items():  # each weight: its float32 value, rounded
+        assert torch.equal(p, full.generator.state_dict()[name].half().float()), name
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        a, b = full.restore(x), half.restore(x)
+    assert not torch.equal(a, b) and (a - b).abs().max() < 1e-2  # 2**-11 relative per weight

@@ -244,23 +244,37 @@ def load(name: str, map_location=None):
     return load_method(fetch(name), map_location=map_location or teachdiff.device(), expect_kind=entry.model)
 
 
-def export_checkpoint(checkpoint: str | Path, dest: str | Path, metadata: dict | None = None) -> tuple[str, int]:
-    """Write a released copy of a training checkpoint: the weights it restores with (the EMA weights
-    when the run kept them, without the method's ``training_only`` parts such as pix2pix's
-    discriminator), its configuration and ``metadata``, without the optimizer state.
-    Returns (sha256, size in bytes) for the manifest."""
+def released_weights(checkpoint: str | Path, half: bool = False) -> dict:
+    """The checkpoint a release stores: the weights it restores with (the EMA weights when the
+    run kept them, without the method's ``training_only`` parts such as pix2pix's
+    discriminator) and its configuration, without the optimizer state. ``half``: floating-point
+    weights rounded to float16, half the bytes; ``load_state_dict`` copies them back into the
+    float32 network, so only the rounding (a relative 2**-11) remains."""
     import torch
 
-    from teachdiff.train import _atomic_write, load_checkpoint
-
     from teachdiff.methods import method_class
+    from teachdiff.train import load_checkpoint
 
     payload = load_checkpoint(checkpoint)
     if payload.get("ema") is not None:
         payload["model"] = payload["ema"]
     dropped = tuple(f"{name}." for name in method_class(payload["kind"]).training_only)
-    payload["model"] = {k: v for k, v in payload["model"].items() if not k.startswith(dropped)}
+    payload["model"] = {k: v.half() if half and v.is_floating_point() else v
+                        for k, v in payload["model"].items() if not k.startswith(dropped)}
     released = {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
+    released["weights_dtype"] = str(torch.float16 if half else torch.float32).removeprefix("torch.")
+    return released
+
+
+def export_checkpoint(checkpoint: str | Path, dest: str | Path, metadata: dict | None = None,
+                      half: bool = False) -> tuple[str, int]:
+    """Write a released copy of a training checkpoint (:func:`released_weights`) with ``metadata``.
+    Returns (sha256, size in bytes) for the manifest."""
+    import torch
+
+    from teachdiff.train import _atomic_write
+
+    released = released_weights(checkpoint, half)
     released["zoo"] = dict(metadata or {})
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
