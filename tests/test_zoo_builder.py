@@ -40,7 +40,7 @@ def test_plateau_measures_the_gain_of_the_last_quarter(builder):
 def test_a_curve_still_falling_is_trained_again_for_twice_the_steps(builder, tmp_path, monkeypatch):
     monkeypatch.setenv("TEACHDIFF_QUICK", "1")
     verdicts = iter([(False, 0.05), (True, 0.0)])  # the first run still improves, the second is flat
-    monkeypatch.setattr(builder, "plateau", lambda curve: next(verdicts))
+    monkeypatch.setattr(builder, "plateau", lambda curve, key="val_mae": next(verdicts))
     run = builder.train_to_plateau("synthetic-zebrafish", "care", tmp_path, progress=False, scale=0.01)
 
     short = run.with_name("care@20steps")
@@ -51,14 +51,18 @@ def test_a_curve_still_falling_is_trained_again_for_twice_the_steps(builder, tmp
     assert "--epochs 40 " in builder.command("synthetic-zebrafish", "care", builder.run_length(run))
 
     # resuming the finished protocol trains nothing more
-    monkeypatch.setattr(builder, "plateau", lambda curve: (True, 0.0))
+    monkeypatch.setattr(builder, "plateau", lambda curve, key="val_mae": (True, 0.0))
     mtime = (run / "last.pt").stat().st_mtime
     assert builder.train_to_plateau("synthetic-zebrafish", "care", tmp_path, False, 0.01) == run
     assert (run / "last.pt").stat().st_mtime == mtime
 
 
-def test_noise2void_is_never_lengthened_by_a_ground_truth_curve(builder, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_noise2void_is_judged_by_its_own_validation_loss_not_the_ground_truth(builder, tmp_path, monkeypatch):
     monkeypatch.setenv("TEACHDIFF_QUICK", "1")
-    monkeypatch.setattr(builder, "plateau", lambda curve: (False, 0.5))
+    keys = []
+    monkeypatch.setattr(builder, "plateau", lambda curve, key="val_mae": keys.append(key) or (True, 0.0))
     run = builder.train_to_plateau("synthetic-zebrafish", "n2v", tmp_path, progress=False, scale=0.01)
-    assert builder.shorter_runs(run) == [] and builder.run_length(run) == 1
+    assert keys == ["val_loss_self"] and builder.run_length(run) == 1
+    curve = json.loads((run / "curve.json").read_text())
+    assert all(p["val_loss_self"] > 0 for p in curve)  # a masked MSE on the validation inputs
