@@ -10,9 +10,10 @@ For each dataset and its trained DDPM, on test patches with ground truth:
    whose mean MAE is within 2 % of DDPM-avg-15's.
 2. **Uncertainty checks** of the 15-sample std map of each sampler on the same patches: Spearman
    rank correlation with |error|, AUSE, and the coverage of the 90 % sample-quantile interval.
-3. **Calibration** of one setting (``--calibrate``, default the restore default: the cheapest within 2 % with at least ``MAP_SAMPLES`` samples): a split-conformal
-   scale fitted on validation patches, and the coverage of the 90 % interval on test patches
-   before (sample quantiles) and after (conformal). The fitted scale is saved as JSON, which
+3. **Calibration** of one setting (``--calibrate``; default the restore default, the cheapest
+   within 2 % with at least ``MAP_SAMPLES`` samples): a split-conformal scale fitted on validation
+   patches, and the coverage of the 90 % interval on test patches before (sample quantiles) and
+   after (conformal). The fitted scale is saved as JSON, which
    ``teachdiff restore --interval 0.9 --calibration FILE`` reads.
 
 Models: ``--checkpoint DATASET=NAME_OR_PATH`` for a zoo model (``teachdiff weights list``) or a
@@ -290,8 +291,8 @@ def common_choice(results: dict[str, dict], min_samples: int = 1) -> tuple[str, 
         ref = next(x for x in r["rows"] if x["sampler"] == "ddpm" and x["n"] == max(N_AVG))["mae"]
         for x in r["rows"]:
             ok_everywhere.setdefault((x["sampler"], x["steps"], x["n"]), []).append(x["mae"] <= (1 + TOLERANCE) * ref)
-    return min((s for s, ok in ok_everywhere.items() if all(ok) and len(ok) == len(results) and s[2] >= min_samples),
-               key=lambda s: s[1] * s[2])
+    passing = [s for s, ok in ok_everywhere.items() if all(ok) and len(ok) == len(results) and s[2] >= min_samples]
+    return min(passing, key=lambda s: s[1] * s[2])
 
 
 MAP_SAMPLES = 8

@@ -1,8 +1,8 @@
 """Restore time of a 512 x 512 image on a CPU: the new tiling defaults against the old ones.
 
 Writes ``benchmarks/results/restore_cpu.md``. Run:
-``python benchmarks/bench_restore.py --threads 2 1`` (``--full`` adds an end-to-end run of the
-new default; ``--precision-only`` appends just the bf16-autocast section).
+``python benchmarks/bench_restore.py --threads 2 1`` (``--full`` adds end-to-end restores of the
+whole image; ``--precision-only`` appends just the bf16-autocast section).
 
 The setting is issue 12's: one 512² synthetic-microtubules capture, DDPM-avg of 15 samples with
 DDIM-10, the quick zoo's DDPM of synthetic microtubules (the ``tiny`` U-Net of chapter 4's quick
@@ -90,9 +90,9 @@ def precision_section(net, schedule, pair, threads: int, crop: int = 128, full: 
             means[mode] = restore_image(net, x, schedule, n_samples=N_SAMPLES, sampler="ddim", steps=STEPS, seed=0,
                                         progress=False).mean.astype(float)
     lines = [f"### bf16 autocast on the CPU ({threads} thread(s))", "",
-             f"`teachdiff restore --precision bf16` (the CPU's default stays fp32), model `{MODEL}`. CPU time per pixel of one call "
-             f"of {batch} tiles of {plan.tile_h}², least of 5, and the new default's whole {SIZE}² restore "
-             f"({calls} calls) at that cost; quality: the {crop}² top-left corner restored in both modes from "
+             f"`teachdiff restore --precision bf16` (the CPU's default stays fp32), model `{MODEL}`. "
+             f"CPU time per pixel of one call of {batch} tiles of {plan.tile_h}², least of 5, and the new "
+             f"default's whole {SIZE}² restore ({calls} calls) at that cost; quality: the {crop}² top-left corner restored in both modes from "
              "the same seed, MAE against the ground truth (0..255).", "",
              "| precision | CPU ns / pixel | 512² restore, CPU time | MAE of the mean vs GT |", "|---|---|---|---|"]
     for mode, ns in cost.items():
@@ -135,8 +135,8 @@ def per_call(net, batch: int, side: int, repeats: int = 3) -> tuple[float, float
     return sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
 
 
-def measure(net, schedule, image, threads: int, full: bool) -> list[str]:
-    from teachdiff.infer import _calls_per_run, default_batch_size, default_tile, plan_tiles, restore_image
+def measure(net, schedule, image, threads: int) -> list[str]:
+    from teachdiff.infer import _calls_per_run, default_batch_size, default_tile, plan_tiles
 
     torch.set_num_threads(threads)
     steps = _calls_per_run("ddim", STEPS, schedule)
@@ -159,11 +159,6 @@ def measure(net, schedule, image, threads: int, full: bool) -> list[str]:
         wall, cpu = per_call(net, batch, plan.tile_h)
         lines.append(f"| {name} | {plan.n_tiles} | {plan.pixels} | {batch} | {calls} | {wall * calls:.0f} s | "
                      f"{cpu * calls:.0f} s |")
-        print(lines[-1], flush=True)
-    if full:
-        _, wall, cpu = timed(lambda: restore_image(net, image, schedule, n_samples=N_SAMPLES, sampler="ddim",
-                                                   steps=STEPS, seed=0, progress=False))
-        lines.append(f"| new default, end to end (`restore_image`) | | | | | {wall:.0f} s | {cpu:.0f} s |")
         print(lines[-1], flush=True)
 
     from teachdiff.infer import _flop_model
@@ -200,7 +195,8 @@ def measure(net, schedule, image, threads: int, full: bool) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
-    parser.add_argument("--full", action="store_true", help="also run the new default end to end")
+    parser.add_argument("--full", action="store_true", help="also restore the whole image end to end (fp32 and "
+                        "bf16; issue 12's setting and the fast default)")
     parser.add_argument("--precision-only", action="store_true", help="only the bf16 section (appended)")
     args = parser.parse_args()
 
@@ -231,7 +227,7 @@ def main() -> None:
         "",
     ]
     for threads in args.threads:
-        text += measure(net, schedule, image, threads, args.full)
+        text += measure(net, schedule, image, threads)
     for threads in args.threads:
         text += precision_section(net, schedule, pair, threads, full=args.full)
     OUT.write_text("\n".join(text) + "\n")

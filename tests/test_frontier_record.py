@@ -2,9 +2,9 @@
 
 ``teachdiff.infer.FAST_SAMPLING`` is the default of ``teachdiff restore`` and its docstring says it
 is the cheapest setting of at least ``MAP_SAMPLES`` samples within 2 % of DDPM-avg-15's MAE on
-every synthetic dataset measured in ``benchmarks/results/frontier/``. This recomputes that choice from the recorded numbers, so that a
-rerun of ``benchmarks/bench_frontier.py`` that picks another setting fails here until the
-default follows.
+every synthetic dataset measured in ``benchmarks/results/frontier/``. This recomputes that choice
+from the recorded numbers, so that a rerun of ``benchmarks/bench_frontier.py`` that picks another
+setting fails here until the default follows.
 """
 
 import importlib.util

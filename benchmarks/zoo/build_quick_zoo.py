@@ -28,6 +28,7 @@ released with its last weights.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -208,14 +209,21 @@ scores are measured again with the rounded weights (:func:`rescore_half`)."""
 
 
 def rescore_half(dataset: str, runs: Path, table: list[dict], progress: bool) -> list[dict]:
-    """The test table with the rows of ``HALF_PRECISION`` models scored with the weights as
-    released (reproduce's pipeline on a copy of the run whose weights are rounded to float16)."""
-    from teachdiff.reproduce import ReproduceConfig, reproduce
+    """The test table with the ``HALF_PRECISION`` models scored as released: their per-image rows
+    of ``runs/<dataset>/scores.csv`` replaced by reproduce's on a copy of the run whose weights are
+    rounded to float16, and the table rebuilt from all rows (Mood's test against DDPM-avg included)."""
+    from teachdiff.reproduce import ReproduceConfig, _median_table, _write_csv, reproduce
     from teachdiff.train import _atomic_write
 
-    for model in HALF_PRECISION:
-        if any(r["method"] == model and r.get("weights_dtype") == "float16" for r in table):
-            continue
+    todo = [m for m in HALF_PRECISION
+            if not any(r["method"] == m and r.get("weights_dtype") == "float16" for r in table)]
+    if not todo:
+        return table
+    scores = runs / dataset / "scores.csv"
+    with open(scores, newline="") as fh:
+        rows = [{k: v if k == "method" else int(v) if k == "image" else float(v) for k, v in r.items()}
+                for r in csv.DictReader(fh)]
+    for model in todo:
         half_run = runs / dataset / "released-half"
         (half_run / "models" / model).mkdir(parents=True, exist_ok=True)
         state = zoo.released_weights(runs / dataset / "models" / model / "best.pt", half=True)
@@ -224,9 +232,13 @@ def rescore_half(dataset: str, runs: Path, table: list[dict], progress: bool) ->
             _atomic_write(half_run / "models" / model / name, lambda tmp: torch.save(state, tmp))
         cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=15, test_images=16,
                                   use_zoo=False, models=(model,), classical=False)
-        row = next(r for r in reproduce(cfg, half_run, progress=progress)["table"] if r["method"] == model)
-        row["weights_dtype"] = "float16"
-        table = [row if r["method"] == model else r for r in table]
+        rescored = iter(r for r in reproduce(cfg, half_run, progress=progress)["rows"] if r["method"] == model)
+        rows = [next(rescored) if r["method"] == model else r for r in rows]  # same images, same order
+    _write_csv(scores, rows)
+    table = _median_table(rows, dataset)
+    for row in table:
+        if row["method"] in HALF_PRECISION:
+            row["weights_dtype"] = "float16"
     (runs / dataset / "zoo_table.json").write_text(json.dumps(table, indent=1, default=float))
     return table
 
@@ -314,7 +326,8 @@ def write_results(dataset: str, runs: Path, table: list[dict], models: list[str]
                     color=ax.lines[-1].get_color(), label=f"{label}, {short_curve[-1]['step']}-step run")
             lines.append(f"| {label}, replaced | {short_curve[-1]['step']} | "
                          f"{sum(r.get('seconds', 0) for r in short_history):.0f} | "
-                         f"{min(p['val_mae'] for p in short_curve):.3f} | {100 * plateau(short_curve, curve_key(model))[1]:.1f} % | "
+                         f"{min(p['val_mae'] for p in short_curve):.3f} | "
+                         f"{100 * plateau(short_curve, curve_key(model))[1]:.1f} % | "
                          "no: trained again for twice the steps |")
     ax.axhline(curve[0]["val_mae_input"], color="gray", ls=":", label="raw input")
     ax.set(xlabel="optimizer steps", ylabel="validation MAE", title=dataset)

@@ -250,8 +250,6 @@ def released_weights(checkpoint: str | Path, half: bool = False) -> dict:
     discriminator) and its configuration, without the optimizer state. ``half``: floating-point
     weights rounded to float16, half the bytes; ``load_state_dict`` copies them back into the
     float32 network, so only the rounding (a relative 2**-11) remains."""
-    import torch
-
     from teachdiff.methods import method_class
     from teachdiff.train import load_checkpoint
 
@@ -262,7 +260,7 @@ def released_weights(checkpoint: str | Path, half: bool = False) -> dict:
     payload["model"] = {k: v.half() if half and v.is_floating_point() else v
                         for k, v in payload["model"].items() if not k.startswith(dropped)}
     released = {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
-    released["weights_dtype"] = str(torch.float16 if half else torch.float32).removeprefix("torch.")
+    released["weights_dtype"] = "float16" if half else "float32"
     return released
 
 
