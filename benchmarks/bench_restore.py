@@ -2,7 +2,8 @@
 
 Writes ``benchmarks/results/restore_cpu.md``. Run:
 ``python benchmarks/bench_restore.py --threads 2 1`` (``--full`` adds end-to-end restores of the
-whole image; ``--precision-only`` appends just the bf16-autocast section).
+whole image; ``--precision-only`` appends just the bf16-autocast section; ``--layout-only`` appends
+just the section on memory layout, allocator and compilation).
 
 The setting is issue 12's: one 512² synthetic-microtubules capture, DDPM-avg of 15 samples with
 DDIM-10, the quick zoo's DDPM of synthetic microtubules (the ``tiny`` U-Net of chapter 4's quick
@@ -28,10 +29,13 @@ with one thread it is about what the run takes on one unloaded core.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
+import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -121,6 +125,68 @@ def precision_section(net, schedule, pair, threads: int, crop: int = 128, full: 
     return lines
 
 
+LAYOUT_RUNS = [  # (label, memory layout, glibc's own thresholds kept, precision, torch.compile)
+    ("before: default layout, glibc's own thresholds", "default", True, "fp32", False),
+    ("channels-last layout", "channels_last", True, "fp32", False),
+    ("**now: channels-last + keep_freed_memory**", "channels_last", False, "fp32", False),
+    ("now, and `--precision bf16`", "channels_last", False, "bf16", False),
+    ("now, and `--compile` (compilation included)", "channels_last", False, "fp32", True),
+]
+
+
+def one_restore(layout: str, glibc_thresholds: bool, mode: str, compile: bool, n_samples: int, eta: float,
+                threads: int) -> dict:
+    """One whole 512² restore with DDIM-10, in this (fresh) process: the allocator setting is
+    process-wide and cannot be undone, so each configuration runs in its own process."""
+    from teachdiff import metrics, precision
+    from teachdiff.data.synthetic import simulate_pair
+    from teachdiff.infer import restore_image
+    from teachdiff.train import load_method
+
+    torch.set_num_threads(threads)
+    if glibc_thresholds:  # what load_method did before: no keep_freed_memory
+        precision.keep_freed_memory = lambda: False
+    method = load_method(MODEL)
+    net = method.unet.to(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+    if compile:
+        net.compile()
+    pair = simulate_pair("microtubules", SIZE, seed=7)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    with precision.use_precision(mode):
+        result, wall, cpu = timed(lambda: restore_image(net, pair.x, method.schedule, n_samples=n_samples,
+                                                        sampler="ddim", steps=STEPS, eta=eta, seed=0, progress=False))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall": wall, "cpu": cpu, "sys": after.ru_stime - before.ru_stime,
+            "faults": after.ru_minflt - before.ru_minflt,
+            "mae": metrics.mae(result.mean.astype(float), pair.y.astype(float))}
+
+
+def layout_section(threads: int) -> list[str]:
+    """Memory layout, allocator and compilation: issue 12's whole 512² restore (15 x DDIM-10) in
+    each configuration of :data:`LAYOUT_RUNS`, then the fast default with today's settings."""
+    from teachdiff.infer import FAST_SAMPLING as fast
+
+    lines = [f"### Memory layout, allocator and compilation ({threads} threads)", "",
+             f"Load before: `{load()}`", "",
+             f"The whole {SIZE}² image (`restore_image`, tile 72, overlap 8, 8 images per call), each run in a "
+             "fresh process. *Kernel* is the system CPU time, mostly page faults; MAE of the mean against the "
+             "ground truth (0..255).", "",
+             "| configuration | samples x DDIM steps | wall | CPU time | kernel | page faults | MAE |",
+             "|---|---|---|---|---|---|---|"]
+    runs = [(label, args, N_SAMPLES, 0.0) for label, *args in LAYOUT_RUNS]
+    runs.append((f"now, fast default (eta {fast.eta:g})", ("channels_last", False, "fp32", False), fast.samples,
+                 fast.eta))
+    for label, (layout, glibc_thresholds, mode, compile), n_samples, eta in runs:
+        spec = json.dumps([layout, glibc_thresholds, mode, compile, n_samples, eta, threads])
+        child = subprocess.run([sys.executable, __file__, "--one-restore", spec], capture_output=True, text=True,
+                               check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        r = json.loads(child.stdout.strip().splitlines()[-1])
+        lines.append(f"| {label} | {n_samples} x {STEPS} | {r['wall']:.0f} s | {r['cpu']:.0f} s | {r['sys']:.1f} s | "
+                     f"{r['faults']:,} | {r['mae']:.3f} |")
+        print(lines[-1], flush=True)
+    return lines + ["", f"Load after: `{load()}`", ""]
+
+
 def per_call(net, batch: int, side: int, repeats: int = 3) -> tuple[float, float]:
     """Median (wall, CPU) seconds of one network call of ``batch`` images of side ``side``."""
     x = torch.zeros(batch, 1, side, side)
@@ -198,7 +264,17 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also restore the whole image end to end (fp32 and "
                         "bf16; issue 12's setting and the fast default)")
     parser.add_argument("--precision-only", action="store_true", help="only the bf16 section (appended)")
+    parser.add_argument("--layout-only", action="store_true", help="only the layout/allocator section (appended)")
+    parser.add_argument("--one-restore", help=argparse.SUPPRESS)  # a child process of --layout-only
     args = parser.parse_args()
+    if args.one_restore:
+        print(json.dumps(one_restore(*json.loads(args.one_restore))))
+        return
+    if args.layout_only:
+        text = [line for threads in args.threads for line in layout_section(threads)]
+        with OUT.open("a") as f:
+            f.write("\n".join(text) + "\n")
+        return
 
     from teachdiff.data.synthetic import simulate_pair
     from teachdiff.train import load_method
@@ -230,6 +306,8 @@ def main() -> None:
         text += measure(net, schedule, image, threads)
     for threads in args.threads:
         text += precision_section(net, schedule, pair, threads, full=args.full)
+    if args.full:
+        text += [line for threads in args.threads for line in layout_section(threads)]
     OUT.write_text("\n".join(text) + "\n")
     print("\n".join(text))
 

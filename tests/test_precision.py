@@ -157,6 +157,38 @@ def test_compile_is_in_place_and_keeps_checkpoint_keys(monkeypatch):
     assert sorted(compiled) == ["PatchDiscriminator", "UNetGenerator"] and list(method.state_dict()) == keys
 
 
+def test_layout_channels_last_where_it_pays():
+    """Channels-last for CUDA and for CPU inference; CPU training and channels_last=False stay in
+    the default layout, also for a network loaded channels-last (a fine-tuning start)."""
+
+    def layout(net):
+        weight = net.enc["32x32_conv"].weight
+        return "channels_last" if weight.is_contiguous(memory_format=torch.channels_last) else "default"
+
+    def prepared(device, **kwargs):  # only the layout changes: the network stays on the CPU
+        return layout(precision.prepare_network(MPUNet(TINY.unet), device, **kwargs))
+
+    assert prepared("cuda") == prepared("cuda", training=False) == "channels_last"
+    assert prepared("cpu", training=False) == "channels_last"
+    assert prepared("cpu") == prepared("cuda", channels_last=False) == "default"
+    loaded = precision.prepare_network(MPUNet(TINY.unet), "cpu", training=False)
+    assert layout(precision.prepare_network(loaded, "cpu")) == "default"
+
+
+def test_channels_last_inference_matches_default_layout():
+    torch.manual_seed(0)
+    net = MPUNet(TINY.unet).eval()
+    with torch.no_grad():  # the learned gains start at 0, which would make the output 0
+        for gain in (p for p in net.parameters() if p.ndim == 0):
+            gain.fill_(1.0)
+    x, y_t, level = torch.rand(3, 1, 32, 32) * 2 - 1, torch.randn(3, 1, 32, 32), torch.rand(3)
+    with torch.inference_mode():
+        expected = net(x, y_t, level)
+        got = precision.prepare_network(net, "cpu", training=False)(x, y_t, level)
+    assert expected.abs().mean() > 0.1
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("model", ["ddpm", "care", "n2v", "pix2pix", "rcan"])
 def test_colab_presets_keep_paper_sizes_and_fit_an_hour_on_a_t4(model):
     assert "colab" in PRESETS

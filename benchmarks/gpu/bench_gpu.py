@@ -118,7 +118,7 @@ def train_row(label: str, unet_config: UNetConfig, size: int, batch: int, device
         amp = TrainingPrecision(chosen)
         opt = torch.optim.AdamW(method.parameters(), lr=2e-4)
         if compile:
-            prepare_network(method, device, compile=True, channels_last=False)
+            prepare_network(method, device, compile=True, channels_last=channels_last)
         memory_format = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
         x = torch.randn(batch, 1, size, size, device=device).to(memory_format=memory_format)
         y = torch.randn_like(x)
@@ -153,7 +153,7 @@ def train_row(label: str, unet_config: UNetConfig, size: int, batch: int, device
 def sampling_row(label: str, unet_config: UNetConfig, size: int, device, mode: str, sampler: str,
                  measured_steps: int, full_steps: int, n_samples: int) -> dict:
     method = _method(unet_config, device).eval()
-    prepare_network(method, device)
+    prepare_network(method, device, training=False)
     x = torch.zeros(1, 1, size, size, device=device)
     with precision.use_precision(mode):
         # warm-up: cuDNN autotuning and allocator

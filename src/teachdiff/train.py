@@ -68,7 +68,7 @@ class TrainConfig:
     ema_decay: float | None = None  # e.g. 0.999; the paper uses none
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (teachdiff.precision: bf16/fp16 on GPUs, fp32 on CPU)
     compile: bool = False  # torch.compile the network(s)
-    channels_last: bool = True  # on CUDA only
+    channels_last: bool = True  # on CUDA only (precision.prepare_network)
     val_images: int = 16  # validation patches restored and scored each validation
     val_every: int = 1  # epochs
     sample_every: int = 1  # epochs between sample-image PNGs (0: never)
@@ -281,7 +281,7 @@ def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = 
                          "it was made by another version of the model code.") from None
     stored = payload.get("normalization")
     method.normalization = Normalization.from_dict(stored) if stored else None
-    return method.to(map_location).eval()
+    return prepare_network(method.to(map_location), map_location, training=False).eval()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -581,7 +581,7 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         best_val, history = state["best_val_mae"], state["history"]
 
-    prepare_network(method, device, compile=cfg.compile, channels_last=False)  # after the EMA copy
+    prepare_network(method, device, compile=cfg.compile, channels_last=cfg.channels_last)  # after the EMA copy
     trainable = method
     if world_size > 1:
         if method.custom_step:
