@@ -21,6 +21,7 @@ from teachdiff.baselines.common import count_parameters
 from teachdiff.baselines.n2v import blind_spot_coords, mask_blind_spots
 from teachdiff.baselines.rcan import unet_rcan_loss
 from teachdiff.methods import build_method
+from teachdiff.precision import prepare_network
 from teachdiff.train import load_method, save_checkpoint, train, train_preset
 
 KINDS = ["care", "n2v", "pix2pix", "rcan"]
@@ -307,6 +308,7 @@ def test_checkpoint_round_trip_restores_identically(tmp_path, kind):
     path = save_checkpoint(tmp_path / "m.pt", method)
     loaded = load_method(path, expect_kind=kind)
     assert type(loaded) is type(method) and loaded.config == method.config
+    prepare_network(method, "cpu", training=False)  # the memory layout load_method gives
     x = torch.rand(2, 1, 64, 64) * 2 - 1
     assert torch.equal(method.restore(x), loaded.restore(x))
 

@@ -205,10 +205,10 @@ def prepare_network(module: torch.nn.Module, device: torch.device | str, compile
     - **Memory layout**: channels-last on CUDA (convolutions on tensor cores read it directly),
       and for inference (``training=False``) on the CPU too, where oneDNN's convolutions then run
       without reordering every input: issue 12's 512² restore with the quick DDPM took 86 s
-      instead of 106 s on two cores (``benchmarks/results/restore_cpu.md``). CPU training keeps the default layout: there the
-      gain was smaller and not the same for every model (pix2pix's step 0.86-1.27x over repeated
-      runs), and a CPU run of the zoo stays bit-for-bit what it was. ``channels_last=False``:
-      the default layout everywhere.
+      instead of 106 s on two cores (``benchmarks/results/restore_cpu.md``). CPU training keeps
+      the default layout, so that rerunning a zoo model's training on the same CPU and torch
+      reproduces its weights exactly (another layout sums in another order). ``channels_last=False``: the default
+      layout everywhere.
     - **Allocator**, on the CPU: :func:`teachdiff.allocator.keep_freed_memory`, so a call reuses
       the memory of the last one instead of page-faulting it in afresh.
     - ``compile=True``: ``torch.compile`` of every direct submodule that holds parameters (the
