@@ -219,8 +219,8 @@ def prepare_network(module: torch.nn.Module, device: torch.device | str, compile
     device = torch.device(device)
     if device.type == "cpu":
         keep_freed_memory()
-    fast_layout = device.type == "cuda" or device.type == "cpu" and not training
-    module = module.to(memory_format=torch.channels_last if channels_last and fast_layout else torch.contiguous_format)
+    fast_layout = channels_last and (device.type == "cuda" or device.type == "cpu" and not training)
+    module = module.to(memory_format=torch.channels_last if fast_layout else torch.contiguous_format)
     if compile:
         for child in module.children():
             if any(True for _ in child.parameters()):
