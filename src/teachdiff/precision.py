@@ -207,8 +207,8 @@ def prepare_network(module: torch.nn.Module, device: torch.device | str, compile
       without reordering every input: issue 12's 512² restore with the quick DDPM took 86 s
       instead of 106 s on two cores (``benchmarks/results/restore_cpu.md``). CPU training keeps
       the default layout, so that rerunning a zoo model's training on the same CPU and torch
-      reproduces its weights exactly (another layout sums in another order). ``channels_last=False``: the default
-      layout everywhere.
+      reproduces its weights exactly (another layout sums in another order).
+      ``channels_last=False``: the default layout everywhere.
     - **Allocator**, on the CPU: :func:`teachdiff.allocator.keep_freed_memory`, so a call reuses
       the memory of the last one instead of page-faulting it in afresh.
     - ``compile=True``: ``torch.compile`` of every direct submodule that holds parameters (the

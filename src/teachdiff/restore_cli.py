@@ -147,7 +147,8 @@ def run(args) -> int:
             print(f"using {checkpoint}: the best checkpoint of the training run in {args.checkpoint}")
         method = load_method(checkpoint, map_location=device)
     precision.set_precision(args.precision)
-    precision.prepare_network(method, device, compile=args.compile, training=False)
+    if args.compile:  # load_method has laid the network out for inference already
+        precision.prepare_network(method, device, compile=True, training=False)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=_tile_arg(args.tile), overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
