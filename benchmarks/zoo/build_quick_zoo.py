@@ -1,28 +1,32 @@
-"""Rebuild the quick model zoo: train every model to a plateau on 2 CPU cores, score, release.
+"""Rebuild the quick model zoo under the benchmark's one training protocol (``teachdiff.protocol``).
 
     python benchmarks/zoo/build_quick_zoo.py                       # everything (hours on 2 cores)
     python benchmarks/zoo/build_quick_zoo.py --datasets synthetic-microtubules --models ddpm care
+    python benchmarks/zoo/build_quick_zoo.py --stage score          # test tables of finished datasets
 
 For each synthetic dataset and model it
 
-1. trains the zoo recipe below in ``--runs/<dataset>/models/<model>`` (resumable: run the same
+1. chooses the model's learning rate by the protocol's sweep (``protocol.LR_FACTORS`` x the
+   preset's rate, a quarter of the budget each) on the validation split of ``--sweep-dataset``
+   (``runs/<sweep dataset>/sweep/<model>/lr<rate>``), once per model, or on every dataset with
+   ``--sweep-every-dataset``;
+2. trains the protocol's run (``protocol.recipe``: the same number of training images for every
+   model, random crops, EMA) in ``--runs/<dataset>/models/<model>`` (resumable: run the same
    command again after an interruption and it continues from ``last.pt`` to the same weights),
    stopping at fixed step marks to measure the learning curve: the validation MAE of the model's
    restoration and, for the DDPM, of DDPM-avg (the mean of ``CURVE_SAMPLES`` DDIM-10 samples: the
    ancestral sampler's 200 steps per sample are too dear to repeat at every mark on a CPU);
-2. scores the finished models on the test split with ``teachdiff reproduce``'s pipeline (every
-   model, DDPM-avg, the Gaussian filter and non-local means; medians of MAE, PSNR, MS-SSIM);
-3. writes a released copy of each best checkpoint to ``src/teachdiff/weights/`` and its entry to
-   the manifest, and the curves and tables to ``benchmarks/results/zoo/``.
+3. scores the finished models on the test split with ``teachdiff reproduce``'s pipeline (every
+   model, DDPM-avg, the Gaussian filter and non-local means; medians of MAE, PSNR, MS-SSIM) under
+   every post-processing mode;
+4. writes a released copy of each best checkpoint to ``src/teachdiff/weights/`` and its entry to
+   the manifest (with what the protocol gave it: steps, batch, images seen, learning rate and its
+   sweep, wall time, best step, flags), and the curves and tables to ``benchmarks/results/zoo/``.
 
-Every model gets the same protocol: a cosine learning-rate schedule long enough for its
-validation curve to flatten, and the checkpoint with the lowest validation MAE. A curve whose
-best value still improved by 2 % or more over the last quarter of its run has not flattened: that
-model is trained again from scratch for twice as many steps (the cosine schedule must span the
-whole run, so a finished run cannot simply go on), up to 4x its recipe; the shorter runs are kept
-as ``models/<model>@<steps>steps`` and reported. Noise2Void must never see the ground truth: its
-flatness is judged on its own blind-spot loss on the validation inputs (``curve_key``), and it is
-released with its last weights.
+Runs are never lengthened: a curve that still fell over its last quarter, or whose best
+checkpoint lies in its first quarter, is released with a flag (``protocol.run_flags``). Two
+processes may build at once if they train different models (``--models``); each run folder is
+locked by the trainer.
 """
 
 from __future__ import annotations
@@ -41,46 +45,26 @@ import numpy as np
 import torch
 
 import teachdiff
-from teachdiff import zoo
-from teachdiff.train import TrainConfig, load_checkpoint, load_method, train, train_preset
+from teachdiff import protocol, zoo
+from teachdiff.protocol import curve_key, plateau
+from teachdiff.train import TrainConfig, load_checkpoint, load_method, train
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "zoo"
 DATASETS = ("synthetic-microtubules", "synthetic-zebrafish", "synthetic-mitochondria", "synthetic-synapses")
 MODELS = ("ddpm", "care", "n2v", "pix2pix", "rcan")
+SWEEP_DATASET = DATASETS[0]
 CURVE_SAMPLES = 8  # DDIM-10 samples averaged for the DDPM-avg learning curve
-CURVE_IMAGES = 16  # validation patches of every curve point
+CURVE_IMAGES = protocol.VAL_IMAGES  # validation patches of every curve point
 N2V_MASK_DRAWS = 32  # blind-spot masks averaged for Noise2Void's own validation loss (~4000 pixels)
 
 
-MAX_LENGTH = 4  # a curve still falling after 4x its recipe's steps is released and reported as such
-
-
-def recipe(dataset: str, model: str, scale: float = 1.0, length: int = 1) -> tuple[TrainConfig, object, list[int]]:
-    """The zoo's training run of one model: (TrainConfig, method config, curve marks in steps).
-
-    Each is the model's ``quick`` preset (same network family, patch size and optimiser) trained
-    for longer, with validation on more patches; ``length`` multiplies the epochs (a run that had
-    not flattened, see :func:`train_to_plateau`). ``scale`` shortens every epoch (a smoke run).
-    """
-    cfg, method_cfg = train_preset(dataset, "quick", model)
-    if model == "ddpm":
-        cfg = dataclasses.replace(cfg, epochs=40 * length, steps_per_epoch=100, val_images=CURVE_IMAGES,
-                                  ema_decay=0.999)
-    else:
-        cfg = dataclasses.replace(cfg, epochs=20 * length, steps_per_epoch=100, val_images=CURVE_IMAGES)
-    cfg = dataclasses.replace(cfg, steps_per_epoch=max(1, round(cfg.steps_per_epoch * scale)))
-    total = cfg.epochs * cfg.steps_per_epoch
-    marks = sorted({total * k // 8 for k in range(1, 9)})
-    return cfg, method_cfg, marks
-
-
-def command(dataset: str, model: str, length: int = 1) -> str:
-    cfg, _, _ = recipe(dataset, model, length=length)
+def command(dataset: str, model: str, lr: float) -> str:
+    cfg, _, _ = protocol.recipe(dataset, model, lr=lr)
     return (f"python benchmarks/zoo/build_quick_zoo.py --datasets {dataset} --models {model}  "
             f"# = teachdiff train --dataset {dataset} --model {model} --preset quick --epochs {cfg.epochs} "
-            f"--steps-per-epoch {cfg.steps_per_epoch} --seed {cfg.seed}"
-            + (f" --ema {cfg.ema_decay}" if cfg.ema_decay else ""))
+            f"--steps-per-epoch {cfg.steps_per_epoch} --lr {cfg.lr:.3g} --ema {cfg.ema_decay} --random-crops "
+            f"--seed {cfg.seed}")
 
 
 def _val_curve_point(run: Path, dataset: str, model: str, cfg: TrainConfig) -> dict:
@@ -115,39 +99,39 @@ def _val_curve_point(run: Path, dataset: str, model: str, cfg: TrainConfig) -> d
     return point
 
 
-def curve_key(model: str) -> str:
-    """The curve whose flattening decides a model's training length: the validation MAE, or for
-    Noise2Void, which must never see the ground truth, its blind-spot loss on the validation inputs."""
-    return "val_loss_self" if model == "n2v" else "val_mae"
+def sweep_folder(runs: Path, dataset: str, model: str) -> Path:
+    return runs / dataset / "sweep" / model
 
 
-def shorter_runs(run: Path) -> list[Path]:
-    """The runs of ``run``'s model that had not flattened and were replaced by a longer one."""
-    return sorted(run.parent.glob(f"{run.name}@*steps"), key=lambda p: int(p.name.split("@")[1][:-5]))
+def learning_rate(dataset: str, model: str, runs: Path, progress: bool, scale: float = 1.0,
+                  every_dataset: bool = False) -> tuple[float, dict[float, float]]:
+    """The protocol's learning rate for ``model`` and the sweep behind it ``{lr: best value}``:
+    each of ``protocol.LR_FACTORS`` x the preset's rate trained on ``protocol.SWEEP_FRACTION`` of the
+    budget (resumable), on ``dataset`` with ``every_dataset``, else on ``SWEEP_DATASET``."""
+    where = dataset if every_dataset else SWEEP_DATASET
+    base = protocol.recipe(where, model)[0].lr
+    curves = {}
+    for factor in protocol.LR_FACTORS:
+        lr = float(f"{base * factor:.3g}")
+        cfg, method_cfg, marks = protocol.recipe(where, model, lr=lr, fraction=protocol.SWEEP_FRACTION, scale=scale)
+        run = sweep_folder(runs, where, model) / f"lr{lr:g}"
+        curves[lr] = json.loads((train_marks(run, cfg, method_cfg, marks, progress) / "curve.json").read_text())
+    chosen = protocol.choose_lr(curves, model)
+    key = curve_key(model)
+    return chosen, {lr: min(p[key] for p in curve) for lr, curve in curves.items()}
 
 
-def run_length(run: Path) -> int:
-    """The recipe multiple the run in ``run`` trains: doubled for every shorter run it replaced."""
-    return 2 ** len(shorter_runs(run))
-
-
-def train_to_plateau(dataset: str, model: str, runs: Path, progress: bool, scale: float = 1.0) -> Path:
-    """Train (or resume) one zoo model until its curve has flattened; returns the run folder.
-
-    A curve that has not flattened (:func:`plateau`) moves aside to ``<model>@<steps>steps`` and
-    the model is trained again for twice as many steps, up to ``MAX_LENGTH`` times the recipe.
-    Resumable at every point: the number of runs set aside says which length is being trained."""
+def train_model(dataset: str, model: str, runs: Path, progress: bool, scale: float = 1.0,
+                every_dataset: bool = False) -> Path:
+    """The protocol's run of one zoo model (its sweep first); returns the run folder. Resumable."""
+    lr, sweep = learning_rate(dataset, model, runs, progress, scale, every_dataset)
     run = runs / dataset / "models" / model
-    while True:
-        length = run_length(run)
-        cfg, method_cfg, marks = recipe(dataset, model, scale, length)
-        train_marks(run, cfg, method_cfg, marks, progress)
-        flat, gain = plateau(json.loads((run / "curve.json").read_text()), curve_key(model))
-        if flat or 2 * length > MAX_LENGTH:
-            return run
-        print(f"{dataset} {model}: still improving ({100 * gain:.1f} % in the last quarter of {marks[-1]} "
-              f"steps): training again for {2 * marks[-1]} steps", flush=True)
-        run.rename(run.with_name(f"{model}@{marks[-1]}steps"))
+    cfg, method_cfg, marks = protocol.recipe(dataset, model, lr=lr, scale=scale)
+    train_marks(run, cfg, method_cfg, marks, progress)
+    record = {"lr": lr, "lr_sweep": {f"{k:g}": float(f"{v:.4g}") for k, v in sweep.items()},
+              "sweep_dataset": dataset if every_dataset else SWEEP_DATASET, "sweep_key": curve_key(model)}
+    (run / "protocol.json").write_text(json.dumps(record, indent=1))
+    return run
 
 
 def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progress: bool) -> Path:
@@ -171,19 +155,6 @@ def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progr
             curve_file.write_text(json.dumps(sorted(curve, key=lambda p: p["step"]), indent=1))
             print(f"{dataset} {model}: step {mark}: val MAE {curve[-1]['val_mae']:.3f}", flush=True)
     return run
-
-
-def plateau(curve: list[dict], key: str = "val_mae") -> tuple[bool, float]:
-    """(flattened?, relative improvement of the best ``key`` value over the last quarter of the steps).
-
-    A curve that never went below its first point has not learned, so it has not flattened either."""
-    steps = np.array([p["step"] for p in curve])
-    maes = np.array([p[key] for p in curve])
-    before = maes[steps <= 0.75 * steps.max()]
-    if len(before) == 0:
-        return False, float("nan")
-    gain = (before.min() - maes.min()) / before.min()
-    return bool(gain < 0.02 and maes.min() < maes[0]), float(gain)
 
 
 def score_dataset(dataset: str, runs: Path, progress: bool) -> list[dict]:
@@ -397,11 +368,21 @@ def write_comparison(runs: Path) -> None:
     (RESULTS / "comparison.md").write_text("\n".join(lines))
 
 
+def finished_models(dataset: str, runs: Path) -> list[str]:
+    return [m for m in MODELS if (runs / dataset / "models" / m / "protocol.json").exists()
+            and load_checkpoint(runs / dataset / "models" / m / "last.pt").get("finished")]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--stage", default="all", choices=["train", "score", "all"],
+                        help="train: only train; score: only score, write and release datasets whose five "
+                             "models are trained; all: both")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo", help="training runs (resumable)")
+    parser.add_argument("--sweep-every-dataset", action="store_true",
+                        help=f"sweep the learning rate on every dataset (default: once, on {SWEEP_DATASET})")
     parser.add_argument("--no-release", action="store_true", help="train and score, but leave the manifest as is")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0, help="shorten every run by this factor (smoke test)")
@@ -410,15 +391,16 @@ def main(argv=None) -> int:
     progress = not args.no_progress
     for dataset in args.datasets:
         start = time.monotonic()
-        for model in args.models:
-            train_to_plateau(dataset, model, args.runs, progress, args.scale)
-        done = [m for m in MODELS if (args.runs / dataset / "models" / m / "curve.json").exists()
-                and load_checkpoint(args.runs / dataset / "models" / m / "last.pt").get("finished")]
-        table = score_dataset(dataset, args.runs, progress) if set(done) == set(MODELS) else None
-        if table is None:
+        if args.stage in ("train", "all"):
+            for model in args.models:
+                train_model(dataset, model, args.runs, progress, args.scale, args.sweep_every_dataset)
+        if args.stage == "train":
+            continue
+        done = finished_models(dataset, args.runs)
+        if set(done) != set(MODELS):
             print(f"{dataset}: trained {done}; the test table needs all of {MODELS}", flush=True)
             continue
-        table = rescore_half(dataset, args.runs, table, progress)
+        table = rescore_half(dataset, args.runs, score_dataset(dataset, args.runs, progress), progress)
         write_results(dataset, args.runs, table, list(MODELS))
         if not args.no_release and args.scale == 1.0:
             released = {e.name: e for e in zoo.read_manifest()}
@@ -427,7 +409,8 @@ def main(argv=None) -> int:
                 released[entry.name] = entry
             zoo.write_manifest(list(released.values()))
         print(f"{dataset}: done in {time.monotonic() - start:.0f} s", flush=True)
-    write_comparison(args.runs)
+    if args.stage != "train":
+        write_comparison(args.runs)
     return 0
 
 

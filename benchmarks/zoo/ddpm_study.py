@@ -2,7 +2,7 @@
 
     python benchmarks/zoo/ddpm_study.py --dataset synthetic-microtubules --candidates tiny-ema tiny
 
-Each candidate is the zoo's DDPM recipe (``build_quick_zoo.recipe``) with one change: the U-Net's
+Each candidate is the protocol's DDPM recipe (``teachdiff.protocol.recipe``) with one change: the U-Net's
 width, the EMA, or the number of steps. Steps are set so that every candidate costs about the same
 single-core training time (``STEP_MS``: measured ms per step of batch 8 at 64², 1 thread, on the
 2-core CI machine). The runs are resumable and live in ``--runs/<dataset>/study/<candidate>``; the
@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_quick_zoo as zoo_build  # noqa: E402
+from teachdiff import protocol  # noqa: E402
 from teachdiff.unet import UNetConfig  # noqa: E402
 
 BUDGET_S = 940  # single-core training seconds per candidate (4000 steps of the tiny U-Net)
@@ -37,7 +38,7 @@ CANDIDATES = {"tiny-ema": ("tiny", 0.999), "tiny": ("tiny", None), "w32-ema": ("
 
 def candidate(dataset: str, name: str):
     """(TrainConfig, DiffusionConfig, marks) of one candidate at the common budget."""
-    cfg, method_cfg, _ = zoo_build.recipe(dataset, "ddpm")
+    cfg, method_cfg, _ = protocol.recipe(dataset, "ddpm")
     width, ema = CANDIDATES[name]
     steps = round(BUDGET_S * 1000 / STEP_MS[width] / 100) * 100
     cfg = dataclasses.replace(cfg, epochs=steps // 100, steps_per_epoch=100, ema_decay=ema)
@@ -66,7 +67,7 @@ def write_results(dataset: str, runs: Path, names: list[str]) -> None:
         curve = json.loads((run / "curve.json").read_text())
         state = load_checkpoint(run / "last.pt")
         params = sum(v.numel() for k, v in state["model"].items() if not k.endswith(("cond_mean", "cond_std")))
-        _, gain = zoo_build.plateau(curve)
+        _, gain = protocol.plateau(curve)
         best = min(curve, key=lambda p: p["val_mae"])
         seconds = sum(r.get("seconds", 0) for r in state["history"])
         ax.plot([p["step"] for p in curve], [p["val_mae"] for p in curve], marker="o", label=name)

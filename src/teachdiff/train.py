@@ -59,6 +59,7 @@ class TrainConfig:
     model: str = "ddpm"
     preset: str = "quick"
     patch_size: int = 64
+    random_crops: bool = False  # training items: a fresh crop of the image each time, not the fixed grid
     batch_size: int = 8
     lr: float = 2e-4
     weight_decay: float = 0.0
@@ -414,6 +415,17 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 @torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    r"""One EMA step: :math:`\theta^{\text{EMA}} \leftarrow \beta\, \theta^{\text{EMA}} + (1 - \beta)\, \theta`
+    for the parameters; buffers (batch-norm running statistics) are copied, since their own
+    running average already smooths them and a stale copy would normalise with the initial ones."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
 def validate(method: RestorationMethod, val_set: Dataset, n_images: int, device, seed: int,
              batch_size: int = 8) -> dict[str, float]:
     """Validation MAE (0..255 scale) of restored images against the targets, and of the raw inputs."""
@@ -533,12 +545,13 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
         from teachdiff.data.folder import make_folder_datasets
 
         datasets = make_folder_datasets(cfg.data, patch_size=cfg.patch_size, quick=cfg.preset == "quick",
-                                        seed=cfg.seed, progress=progress)
+                                        seed=cfg.seed, progress=progress, random_crops=cfg.random_crops)
     elif datasets is None:
         from teachdiff.data import make_datasets
 
         datasets = make_datasets(cfg.dataset, root=cfg.data_root, patch_size=cfg.patch_size,
-                                 quick=cfg.preset == "quick", seed=cfg.seed, progress=progress and is_main)
+                                 quick=cfg.preset == "quick", seed=cfg.seed, progress=progress and is_main,
+                                 random_crops=cfg.random_crops)
     train_set, val_set = datasets["train"], datasets["val"]
     if len(train_set) == 0:
         raise ValueError(f"the training split of {cfg.dataset!r} is empty; check the dataset with "
@@ -652,10 +665,7 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
             for sched in schedulers:
                 sched.step()
             if ema is not None:
-                with torch.no_grad():
-                    decay = ema_decay_at(step, cfg.ema_decay)
-                    for p_ema, p in zip(ema.parameters(), method.parameters()):
-                        p_ema.lerp_(p.detach(), 1 - decay)
+                update_ema(ema, method, ema_decay_at(step, cfg.ema_decay))
             losses.append(loss_value)
             images += x.shape[0] * world_size
             step += 1

@@ -42,7 +42,7 @@ OVERRIDES = {  # option -> TrainConfig field
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "batch_size": "batch_size", "lr": "lr",
     "ema": "ema_decay", "seed": "seed", "num_workers": "num_workers", "max_minutes": "max_minutes",
     "max_steps": "max_steps", "data_root": "data_root", "patch_size": "patch_size",
-    "precision": "precision", "compile": "compile",
+    "precision": "precision", "compile": "compile", "random_crops": "random_crops",
 }
 
 
@@ -72,6 +72,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=positive_float)
     p.add_argument("--ema", type=unit_interval, help="EMA decay of the weights, e.g. 0.999 (default: none, as the paper)")
     p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--random-crops", action="store_true", default=None,
+                   help="train on a fresh random crop of each image every time (the benchmark protocol, "
+                        "teachdiff.protocol) instead of the fixed grid of patches")
     p.add_argument("--num-workers", type=non_negative_int)
     p.add_argument("--data-root", help="folder of the dataset (default: the teachdiff data folder)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],

@@ -335,7 +335,7 @@ def restore_normalization(trained: Normalization | None, image: np.ndarray, wher
 
 
 def make_folder_datasets(config: FolderConfig, patch_size: int = 256, quick: bool = False, seed: int = 0,
-                         augmentation=True, progress: bool = True) -> dict:
+                         augmentation=True, progress: bool = True, random_crops: bool = False) -> dict:
     """The train/val/test :class:`~teachdiff.data.PairedPatchDataset` of a folder of pairs.
 
     Every dataset carries ``.normalization`` (fitted on the training split), which the trainer
@@ -354,5 +354,6 @@ def make_folder_datasets(config: FolderConfig, patch_size: int = 256, quick: boo
         if message:
             warnings.warn(message, UserWarning, stacklevel=2)
     normalization = fit_normalization(config, train_set, stats)
-    return split_datasets(sets, str(config.path), patch_size, augmentation, quick, normalization=normalization)
+    return split_datasets(sets, str(config.path), patch_size, augmentation, quick, normalization=normalization,
+                          random_crops=random_crops)
 

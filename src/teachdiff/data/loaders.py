@@ -90,8 +90,10 @@ class PairedPatchDataset(Dataset):
         indices: np.ndarray | None = None,
         info: DatasetInfo | None = None,
         normalization=None,
+        random_crops: bool = False,
     ):
         self.patches = patches
+        self.random_crops = random_crops  # a fresh crop of the patch's image per item (training)
         self.normalization = normalization  # a teachdiff.data.folder.Normalization, or None: bit depth
         self.augmentation = augmentation
         self.indices = np.arange(len(patches)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -111,14 +113,18 @@ class PairedPatchDataset(Dataset):
     def __getitem__(self, item) -> dict:
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         j = int(self.indices[i])
-        x, y, name = self.patches.patch(j)
+        if self.random_crops or self.augmentation is not None:
+            if aug_seed is None:  # plain index: draw from torch's global RNG (teachdiff.train seeds it per item)
+                aug_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        if self.random_crops:  # its own stream, so the augmentation draws what it drew without crops
+            x, y, name = self.patches.random_patch(j, np.random.default_rng([aug_seed, 1]))
+        else:
+            x, y, name = self.patches.patch(j)
         if self.normalization is not None:
             x, y = self.normalization.input_to_model(x), self.normalization.target_to_model(y)
         else:
             x, y = to_model_range(x, self.bit_depth), to_model_range(y, self.bit_depth)
         if self.augmentation is not None:
-            if aug_seed is None:  # plain index: draw from torch's global RNG (teachdiff.train seeds it per item)
-                aug_seed = int(torch.randint(0, 2**31 - 1, ()).item())
             rng = np.random.default_rng(aug_seed)
             x, y = self.augmentation(x, y, rng)
         return {
@@ -216,13 +222,16 @@ def make_datasets(
     augmentation: Augmentation | bool = True,
     synthetic_sizes: SyntheticSizes | None = None,
     progress: bool = True,
+    random_crops: bool = False,
 ) -> dict[str, PairedPatchDataset]:
     """The train/val/test :class:`PairedPatchDataset` of a registered dataset.
 
     ``patch_size`` defaults to 256 (the paper), or 64 for ``synthetic-*`` in quick mode.
     ``quick`` (default: ``teachdiff.quick_mode()``) shrinks synthetic data to CPU size and
     keeps a small, evenly spread subset of the patches of a real dataset. ``progress=False``
-    hides the registration progress bar of a real dataset.
+    hides the registration progress bar of a real dataset. ``random_crops``: each training item
+    is a fresh crop of its patch's image (:meth:`PatchSet.random_patch`) instead of the fixed
+    grid tile; validation and test always use the grid.
     """
     from teachdiff import quick_mode
 
@@ -236,13 +245,15 @@ def make_datasets(
         sets = synthetic_patch_sets(info.synthetic_case, patch_size, synthetic_sizes or SyntheticSizes.default(patch_size, quick), seed)
     else:
         sets = prepare_dataset(name, root, patch_size, progress=progress)
-    return split_datasets(sets, f"'{name}'", patch_size, augmentation, quick and not info.is_synthetic, info=info)
+    return split_datasets(sets, f"'{name}'", patch_size, augmentation, quick and not info.is_synthetic, info=info,
+                          random_crops=random_crops)
 
 
 def split_datasets(sets, source: str, patch_size: int, augmentation: Augmentation | bool, subset: bool,
-                   **dataset_options) -> dict[str, PairedPatchDataset]:
-    """One :class:`PairedPatchDataset` per split of ``sets``: augmentation on the training split only,
-    ``quick_subset`` of each split when ``subset``; a clear error for a split without patches."""
+                   random_crops: bool = False, **dataset_options) -> dict[str, PairedPatchDataset]:
+    """One :class:`PairedPatchDataset` per split of ``sets``: augmentation (and ``random_crops``) on the
+    training split only, ``quick_subset`` of each split when ``subset``; a clear error for a split
+    without patches."""
     if augmentation is True:
         augmentation = Augmentation()
     datasets = {}
@@ -253,7 +264,7 @@ def split_datasets(sets, source: str, patch_size: int, augmentation: Augmentatio
                              f"{', '.join(sets[split].fovs) or 'none'}); add FOVs or use a smaller --patch-size.")
         aug = augmentation if (split == "train" and augmentation) else None
         datasets[split] = PairedPatchDataset(sets[split], aug, indices=quick_subset(split, n) if subset else None,
-                                             **dataset_options)
+                                             random_crops=random_crops and split == "train", **dataset_options)
     return datasets
 
 

@@ -482,11 +482,24 @@ class PatchSet:
 
     def patch(self, i: int) -> tuple[np.ndarray, np.ndarray, str]:
         k, z, r, c = (int(v) for v in self.index[i])
+        return (*self._crop(k, z, r, c), self.name(i))
+
+    def random_patch(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+        """A fresh crop from the image of patch ``i``: same pair and slice, top-left corner drawn
+        uniformly over every position where a whole patch fits (CSBDeep/CAREamics train on such
+        crops; a fixed grid shows the network the same few hundred patches in every epoch)."""
+        k, z = (int(v) for v in self.index[i][:2])
+        H, W = self.pairs[k].shape[1:]
+        r, c = (int(rng.integers(0, n - self.patch_size + 1)) for n in (H, W))
+        x, y = self._crop(k, z, r, c)
+        return x, y, f"{self.name(i)}@r{r}c{c}"
+
+    def _crop(self, k: int, z: int, r: int, c: int) -> tuple[np.ndarray, np.ndarray]:
         x, y = self.pairs[k].load(self._cache)
         p = self.patch_size
         dy, dx = self.shifts[k]
         if (dy, dx) == (0, 0):
-            return x[z, r : r + p, c : c + p], y[z, r : r + p, c : c + p], self.name(i)
+            return x[z, r : r + p, c : c + p], y[z, r : r + p, c : c + p]
         # Registered input: x_reg[i, j] = x[i - dy, j - dx], zero where that falls outside x;
         # the same pixels are zeroed in the target (mirrored padding).
         H, W = x.shape[1:]
@@ -499,7 +512,7 @@ class PatchSet:
             x_patch[dst] = x[z, rows.start - dy : rows.stop - dy, cols.start - dx : cols.stop - dx]
             valid[dst] = True
         y_patch = np.where(valid, y[z, r : r + p, c : c + p], 0).astype(y.dtype)
-        return x_patch, y_patch, self.name(i)
+        return x_patch, y_patch
 
 
 def prepare_dataset(
