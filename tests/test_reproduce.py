@@ -45,10 +45,14 @@ def test_reproduce_writes_table_figures_and_scores(tmp_path, short_training):
     methods = [row["method"] for row in result["table"]]
     assert methods == ["raw", "ddpm", "ddpm-avg", "care", "gaussian", "nlm"]
     with open(tmp_path / "scores.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == len(methods) * 2
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(methods) * 2 * len(cfg.postprocessing)  # a row per mode, method and image
+    assert {r["postprocessing"] for r in rows} == set(cfg.postprocessing) == set(result["tables"])
     assert len(result["averaging_curve"]) == 3
     table = (tmp_path / "table.md").read_text()
     assert "Synthetic stand-in" in table and "2.43" in table  # the paper's zebrafish DDPM-avg MAE as reference
+    assert all(f"post-processing: {mode}" in table for mode in cfg.postprocessing)
+    assert not result["shifts"]  # zebrafish is not registered: no re-alignment
     avg = next(r for r in result["table"] if r["method"] == "ddpm-avg")
     assert avg["mae_diff"] == pytest.approx(avg["mae"] - 2.43)
     # a second run loads the finished models instead of training again

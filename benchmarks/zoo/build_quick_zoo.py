@@ -157,20 +157,25 @@ def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progr
     return run
 
 
-def score_dataset(dataset: str, runs: Path, progress: bool) -> list[dict]:
-    """The comparison table of the trained models on the test split (reproduce's pipeline), kept
-    in ``runs/<dataset>/zoo_table.json`` until a model is trained further."""
+POSTPROCESSING = ("none", "all", "paper")  # every table the zoo records (teachdiff.metrics.POSTPROCESSING)
+TEST_IMAGES = 16
+SCORED_SAMPLES = 15  # DDIM-10 samples averaged for the test tables' DDPM-avg
+
+
+def score_dataset(dataset: str, runs: Path, progress: bool) -> dict[str, list[dict]]:
+    """The comparison tables (one per post-processing mode) of the trained models on the test split
+    (reproduce's pipeline), kept in ``runs/<dataset>/zoo_tables.json`` until a model is trained further."""
     from teachdiff.reproduce import ReproduceConfig, reproduce
 
-    cached = runs / dataset / "zoo_table.json"
+    cached = runs / dataset / "zoo_tables.json"
     newest = max((runs / dataset / "models" / m / "last.pt").stat().st_mtime for m in MODELS)
     if cached.exists() and cached.stat().st_mtime > newest:
         return json.loads(cached.read_text())
-    cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=15, test_images=16,
-                              use_zoo=False)
-    table = reproduce(cfg, runs / dataset, progress=progress)["table"]
-    cached.write_text(json.dumps(table, indent=1, default=float))
-    return table
+    cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=SCORED_SAMPLES,
+                              test_images=TEST_IMAGES, use_zoo=False, postprocessing=POSTPROCESSING)
+    tables = reproduce(cfg, runs / dataset, progress=progress)["tables"]
+    cached.write_text(json.dumps(tables, indent=1, default=float))
+    return tables
 
 
 HALF_PRECISION = ("pix2pix",)
@@ -179,21 +184,27 @@ float32): pix2pix's generator has 1.8 M parameters, 70 % of the bundle in float3
 scores are measured again with the rounded weights (:func:`rescore_half`)."""
 
 
-def rescore_half(dataset: str, runs: Path, table: list[dict], progress: bool) -> list[dict]:
-    """The test table with the ``HALF_PRECISION`` models scored as released: their per-image rows
+def _read_scores(path: Path) -> list[dict]:
+    text = ("postprocessing", "method")
+    with open(path, newline="") as fh:
+        return [{k: v if k in text else int(v) if k == "image" else float(v) for k, v in r.items()}
+                for r in csv.DictReader(fh)]
+
+
+def rescore_half(dataset: str, runs: Path, tables: dict[str, list[dict]], progress: bool) -> dict[str, list[dict]]:
+    """The test tables with the ``HALF_PRECISION`` models scored as released: their per-image rows
     of ``runs/<dataset>/scores.csv`` replaced by reproduce's on a copy of the run whose weights are
-    rounded to float16, and the table rebuilt from all rows (Mood's test against DDPM-avg included)."""
+    rounded to float16 (every mode), and the tables rebuilt from all rows (the tests against
+    DDPM-avg included)."""
     from teachdiff.reproduce import ReproduceConfig, _median_table, _write_csv, reproduce
     from teachdiff.train import _atomic_write
 
     todo = [m for m in HALF_PRECISION
-            if not any(r["method"] == m and r.get("weights_dtype") == "float16" for r in table)]
+            if not any(r["method"] == m and r.get("weights_dtype") == "float16" for t in tables.values() for r in t)]
     if not todo:
-        return table
+        return tables
     scores = runs / dataset / "scores.csv"
-    with open(scores, newline="") as fh:
-        rows = [{k: v if k == "method" else int(v) if k == "image" else float(v) for k, v in r.items()}
-                for r in csv.DictReader(fh)]
+    rows = _read_scores(scores)
     for model in todo:
         half_run = runs / dataset / "released-half"
         (half_run / "models" / model).mkdir(parents=True, exist_ok=True)
@@ -201,51 +212,69 @@ def rescore_half(dataset: str, runs: Path, table: list[dict], progress: bool) ->
         state["finished"] = True  # a finished run: train_or_load loads its best.pt instead of training
         for name in ("best.pt", "last.pt"):
             _atomic_write(half_run / "models" / model / name, lambda tmp: torch.save(state, tmp))
-        cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=15, test_images=16,
-                                  use_zoo=False, models=(model,), classical=False)
+        cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=SCORED_SAMPLES,
+                                  test_images=TEST_IMAGES, use_zoo=False, models=(model,), classical=False,
+                                  postprocessing=POSTPROCESSING)
         rescored = iter(r for r in reproduce(cfg, half_run, progress=progress)["rows"] if r["method"] == model)
-        rows = [next(rescored) if r["method"] == model else r for r in rows]  # same images, same order
+        rows = [next(rescored) if r["method"] == model else r for r in rows]  # same modes, images, order
     _write_csv(scores, rows)
-    table = _median_table(rows, dataset)
-    for row in table:
+    tables = {mode: _median_table([r for r in rows if r["postprocessing"] == mode], dataset) for mode in POSTPROCESSING}
+    for row in (r for t in tables.values() for r in t):
         if row["method"] in HALF_PRECISION:
             row["weights_dtype"] = "float16"
-    (runs / dataset / "zoo_table.json").write_text(json.dumps(table, indent=1, default=float))
-    return table
+    (runs / dataset / "zoo_tables.json").write_text(json.dumps(tables, indent=1, default=float))
+    return tables
 
 
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def release(dataset: str, model: str, runs: Path, table: list[dict]) -> zoo.ZooEntry:
+def training_record(dataset: str, model: str, runs: Path) -> dict:
+    """What the protocol gave one model: steps, batch, images seen, learning rate and its sweep,
+    EMA, crops, wall time, the best step and the flags (``protocol.run_flags``)."""
     run = runs / dataset / "models" / model
-    length = run_length(run)
-    cfg, method_cfg, _ = recipe(dataset, model, length=length)
+    record = json.loads((run / "protocol.json").read_text())
+    cfg, _, _ = protocol.recipe(dataset, model, lr=record["lr"])
+    history = load_checkpoint(run / "last.pt")["history"]
+    curve = json.loads((run / "curve.json").read_text())
+    return {"protocol": "teachdiff.protocol", "steps": cfg.epochs * cfg.steps_per_epoch, "batch": cfg.batch_size,
+            "images_seen": protocol.images_seen(cfg), "lr": record["lr"], "lr_sweep": record["lr_sweep"],
+            "sweep_dataset": record["sweep_dataset"], "sweep_key": record["sweep_key"], "ema": cfg.ema_decay,
+            "random_crops": cfg.random_crops, "wall_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
+            "best_step": protocol.best_step(history, model), "flags": protocol.run_flags(curve, history, model)}
+
+
+def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]]) -> zoo.ZooEntry:
+    run = runs / dataset / "models" / model
+    training = training_record(dataset, model, runs)
     best = run / ("last.pt" if model == "n2v" else "best.pt")
     state = load_checkpoint(best)
-    history = load_checkpoint(run / "last.pt")["history"]
     name = f"{dataset}-{model}-quick"
-    rows = {r["method"]: r for r in table}
+    rows = {r["method"]: r for r in tables["none"]}
     keys = ("mae", "psnr", "ms_ssim")
     scores = {k: round(rows[model][k], 4) for k in keys}
     if model == "ddpm":
         scores.update({f"avg_{k}": round(rows["ddpm-avg"][k], 4) for k in keys})
-    meta = {"name": name, "protocol": "teachdiff reproduce quick: 16 test patches of 192², DDPM-avg of 15 DDIM-10"}
-    notes = meta["protocol"]
+    protocol_note = (f"teachdiff reproduce quick: {TEST_IMAGES} test patches of 192², DDPM-avg of {SCORED_SAMPLES} "
+                     "DDIM-10; scores without rescaling (post-processing none, what teachdiff restore gives)")
+    meta = {"name": name, "protocol": protocol_note}
+    notes = protocol_note
     if model == "ddpm":
         notes += f". Configuration: {study_summary(runs)}"
     if model in HALF_PRECISION:
         notes += ". Weights stored in float16 (loaded into float32) to halve the file; scored as stored"
+    if training["flags"]:
+        notes += ". Flagged: " + "; ".join(training["flags"])
     file = f"{name}.pt"
     sha, size = zoo.export_checkpoint(best, zoo.BUNDLED_DIR / file, meta, half=model in HALF_PRECISION)
     return zoo.ZooEntry(
         name=name, dataset=dataset, model=model, preset="quick", config=state["method_config"], sha256=sha,
         size=size, file=file, bundled=True,
         url=f"https://github.com/teachdiff/teachdiff/raw/main/src/teachdiff/weights/{file}",
-        command=command(dataset, model, length), seed=cfg.seed,
-        train_seconds=round(sum(r.get("seconds", 0.0) for r in history), 1), machine=machine(),
-        steps=state["step"], scores=scores, notes=notes)
+        command=command(dataset, model, training["lr"]), seed=protocol.recipe(dataset, model)[0].seed,
+        train_seconds=training["wall_seconds"], machine=machine(), steps=state["step"], scores=scores, notes=notes,
+        training=training)
 
 
 DDPM_CHOICE = "tiny-ema"  # the ddpm_study.py candidate that recipe() trains; see study_summary
@@ -264,7 +293,17 @@ def study_summary(runs: Path) -> str:
             f"(DDPM-avg validation MAE, best / last: {'; '.join(found)}).")
 
 
-def write_results(dataset: str, runs: Path, table: list[dict], models: list[str]) -> None:
+def _cell(row: dict) -> str:
+    return f"{row['mae']:.2f} [{row['mae_low']:.2f}, {row['mae_high']:.2f}]"
+
+
+def _p_cell(row: dict) -> str:
+    from teachdiff.reproduce import _p
+
+    return "" if "mae_wilcoxon_p" not in row else f"{_p(row['mae_wilcoxon_p'])} ({row['mae_vs_ddpm_avg']})"
+
+
+def write_results(dataset: str, runs: Path, tables: dict[str, list[dict]], models: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -272,99 +311,128 @@ def write_results(dataset: str, runs: Path, table: list[dict], models: list[str]
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
-    lines = [f"# {dataset}: learning curves of the quick zoo", "",
-             f"Validation MAE (median over {CURVE_IMAGES} patches of 64², 0..255 scale) at each mark; DDPM-avg "
-             f"= mean of {CURVE_SAMPLES} DDIM-10 samples. Machine: {machine()}.", "",
-             "Gain and flatness are those of the validation MAE, except for Noise2Void: of its blind-spot loss "
-             "on the validation inputs, which needs no ground truth (its MAE is reported only).", "",
-             "| model | steps | train s | best val MAE | gain in last quarter | flattened |", "|---|---|---|---|---|---|"]
+    lines = [f"# {dataset}: learning curves and test tables of the quick zoo", "",
+             f"Every model trained by `teachdiff.protocol` ({protocol.IMAGES:,} training images, random crops, EMA "
+             f"{protocol.EMA_DECAY}, learning rate by the sweep). Validation MAE: median over {CURVE_IMAGES} "
+             f"patches of 64², 0..255 scale; DDPM-avg = mean of {CURVE_SAMPLES} DDIM-10 samples. Machine: "
+             f"{machine()}.", "",
+             "Gain and flatness are those of the validation MAE, except for Noise2Void: of its blind-spot loss on "
+             "the validation inputs, which needs no ground truth (its MAE is reported only).", "",
+             "| model | steps x batch | images | lr (sweep: best value) | train s | best val MAE | best step | "
+             "gain in last quarter | flags |", "|---|---|---|---|---|---|---|---|---|"]
     for model in models:
         run = runs / dataset / "models" / model
         curve = json.loads((run / "curve.json").read_text())
-        history = load_checkpoint(run / "last.pt")["history"]
-        flat, gain = plateau(curve, curve_key(model))
+        record = training_record(dataset, model, runs)
+        _, gain = plateau(curve, curve_key(model))
         label = "DDPM-avg" if model == "ddpm" else model
         ax.plot([p["step"] for p in curve], [p["val_mae"] for p in curve], marker="o", label=label)
         if model == "ddpm":
             ax.plot([p["step"] for p in curve], [p["val_mae_single"] for p in curve], marker=".", ls="--",
                     label="DDPM (1 sample)")
-        lines.append(f"| {label} | {curve[-1]['step']} | {sum(r.get('seconds', 0) for r in history):.0f} | "
-                     f"{min(p['val_mae'] for p in curve):.3f} | {100 * gain:.1f} % | {'yes' if flat else 'no'} |")
-        for shorter in shorter_runs(run):
-            short_curve = json.loads((shorter / "curve.json").read_text())
-            short_history = load_checkpoint(shorter / "last.pt")["history"]
-            ax.plot([p["step"] for p in short_curve], [p["val_mae"] for p in short_curve], marker="x", ls=":",
-                    color=ax.lines[-1].get_color(), label=f"{label}, {short_curve[-1]['step']}-step run")
-            lines.append(f"| {label}, replaced | {short_curve[-1]['step']} | "
-                         f"{sum(r.get('seconds', 0) for r in short_history):.0f} | "
-                         f"{min(p['val_mae'] for p in short_curve):.3f} | "
-                         f"{100 * plateau(short_curve, curve_key(model))[1]:.1f} % | "
-                         "no: trained again for twice the steps |")
+        sweep = ", ".join(f"{lr}: {v:.4g}" for lr, v in record["lr_sweep"].items())
+        lines.append(f"| {label} | {record['steps']} x {record['batch']} | {record['images_seen']:,} | "
+                     f"{record['lr']:g} ({sweep}) | {record['wall_seconds']:.0f} | "
+                     f"{min(p['val_mae'] for p in curve):.3f} | {record['best_step']} | {100 * gain:.1f} % | "
+                     f"{'; '.join(record['flags']) or '-'} |")
     ax.axhline(curve[0]["val_mae_input"], color="gray", ls=":", label="raw input")
     ax.set(xlabel="optimizer steps", ylabel="validation MAE", title=dataset)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{dataset}_curves.png", dpi=90)
     plt.close(fig)
-    lines += ["", "## Test split (reproduce's pipeline, medians)", "", "| method | MAE | PSNR | MS-SSIM |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['mae']:.2f} | {r['psnr']:.2f} | {r['ms_ssim']:.3f} |" for r in table]
+    for mode in POSTPROCESSING:
+        lines += ["", f"## Test split, post-processing `{mode}` (reproduce's pipeline, medians)", "",
+                  "| method | MAE [95 % CI] | PSNR | MS-SSIM | Wilcoxon p vs DDPM-avg (Mood) |", "|---|---|---|---|---|"]
+        lines += [f"| {r['method']} | {_cell(r)} | {r['psnr']:.2f} | {r['ms_ssim']:.3f} | {_p_cell(r)} |"
+                  for r in tables[mode]]
     (RESULTS / f"{dataset}.md").write_text("\n".join(lines) + "\n")
 
 
 COMPARISON_WHY = """\
-- **Why, as far as we can tell:** the quick DDPM is a 0.29 M-parameter U-Net trained on 64²
-  patches for 4000 steps; the paper's is 64 M parameters on 256² patches. The DDPM has to learn
-  the whole conditional distribution, a regression model only its median or mean; with a network
-  this small and this little training, the direct regression is the easier target. The DDPM study
-  (`ddpm_study.md`) found no better DDPM within the same CPU time. Whether the paper's order
-  returns with the paper's network is what the GPU zoo (`benchmarks/zoo/train_paper_zoo.py`) will
-  show.
-- **Noise2Void's MAE curve** is its raw validation MAE against the ground truth, which it never
-  sees in training: it learns the input's intensities, which the rescaling (§3.6) fixes only at
-  test time, so that curve can stay above its first point while the model improves. Its length
-  is judged by its own blind-spot loss on the validation inputs instead."""
+- **Why the DDPM may not win here:** the quick DDPM is a 0.29 M-parameter U-Net trained on 64²
+  patches; the paper's is 64 M parameters on 256² patches. The DDPM has to learn the whole
+  conditional distribution, a regression model only its median or mean; with a network this
+  small and this little training, the direct regression is the easier target. Whether the
+  paper's order returns with the paper's network is what the GPU zoo
+  (`benchmarks/zoo/train_paper_zoo.py`) will show.
+- **Pseudo-replication:** the 16 test patches here are 16 distinct simulated fields. The paper's
+  zebrafish test set, "200 (4)" in Table S1, is 4 sub-FOVs x 50 noise realisations of the same
+  targets: its p-values treat 200 images as independent when there are 4 fields, and overstate
+  the evidence.
+- **Not significant is not equivalent:** a p-value above 0.05 says the test could not tell two
+  methods apart on these patches, not that they are equally good."""
 
 
 def write_comparison(runs: Path) -> None:
-    """``comparison.md``: every dataset's test table side by side, and what agrees with the paper."""
+    """``comparison.md``: every dataset's test tables side by side under each post-processing mode,
+    with bootstrap CIs and the paired test against DDPM-avg, generated sentences, and the protocol."""
     from teachdiff.reproduce import LABELS as REPRODUCE_LABELS
+    from teachdiff.reproduce import describe_table, ranking
 
     labels = {**REPRODUCE_LABELS, "raw": "raw input", "ddpm": "DDPM (1 sample)", "pix2pix": "pix2pix"}
-    tables = {d: {r["method"]: r for r in json.loads((runs / d / "zoo_table.json").read_text())}
-              for d in DATASETS if (runs / d / "zoo_table.json").exists()}
-    methods = list(next(iter(tables.values())))
-    lines = ["# Quick zoo: the comparison table, four synthetic datasets", "",
-             "Each cell is MAE / PSNR (dB) / MS-SSIM, the median over 16 test patches of 192² (0..255 scale),",
-             "scored by `teachdiff reproduce`'s pipeline with the released quick-zoo models (DDPM-avg: mean of",
-             "15 DDIM-10 samples; CARE, Noise2Void, UNet-RCAN and the filters rescaled to the GT's training",
-             "distribution as in the paper, §3.6). LPIPS is n/a on this machine (no torchvision / AlexNet",
-             "weights). Source: `benchmarks/results/zoo/<dataset>.md`, written with this file by",
-             f"`benchmarks/zoo/build_quick_zoo.py`. Machine: {machine()}.", "",
-             "| method | " + " | ".join(d.removeprefix("synthetic-") for d in tables) + " |",
-             "|---|" + "---|" * len(tables)]
-    for m in methods:
-        cells = [f"{t[m]['mae']:.2f} / {t[m]['psnr']:.2f} / {t[m]['ms_ssim']:.3f}" for t in tables.values()]
-        lines.append(f"| {labels.get(m, m)} | " + " | ".join(cells) + " |")
-    wins = [d.removeprefix("synthetic-") for d, t in tables.items()
-            if min(t, key=lambda m: t[m]["mae"]) == "ddpm-avg"]
-    lines += ["", "## Reading it against the paper", "",
-              f"The paper's central claim, DDPM-avg the best method, holds by median MAE on "
-              f"{len(wins)} of {len(tables)} datasets here{' (' + ', '.join(wins) + ')' if wins else ''}:", ""]
-    learned = [m for m in methods if m not in ("raw", "ddpm", "ddpm-avg")]
-    for m in learned:
-        margins = {d.removeprefix("synthetic-"): t[m]["mae"] - t["ddpm-avg"]["mae"] for d, t in tables.items()}
-        better = {d: v for d, v in margins.items() if v < 0}
-        if better:
-            lines.append(f"- {labels.get(m, m)} has a lower median MAE than DDPM-avg on {len(better)} of "
-                         f"{len(tables)} datasets ({', '.join(f'{d} by {-v:.2f}' for d, v in better.items())}).")
-        else:
-            lines.append(f"- DDPM-avg has a lower median MAE than {labels.get(m, m)} on every dataset "
-                         f"(by {min(margins.values()):.2f}–{max(margins.values()):.2f}).")
-    single = all(t["ddpm-avg"][k] < t["ddpm"][k] if k == "mae" else t["ddpm-avg"][k] > t["ddpm"][k]
-                 for t in tables.values() for k in ("mae", "psnr", "ms_ssim"))
-    lines += [f"- DDPM-avg is {'better' if single else 'not always better'} than a single DDPM sample "
-              "on every dataset and metric (the paper's averaging result).", COMPARISON_WHY, ""]
+    tables = {d: json.loads((runs / d / "zoo_tables.json").read_text())
+              for d in DATASETS if (runs / d / "zoo_tables.json").exists()}
+    if not tables:
+        return
+    names = [d.removeprefix("synthetic-") for d in tables]
+    records = {d: {m: training_record(d, m, runs) for m in MODELS} for d in tables}
+    lines = ["# Quick zoo: the comparison, four synthetic datasets", "",
+             f"Every model trained by one protocol (`teachdiff.protocol`): {protocol.IMAGES:,} training images "
+             f"each, the same random crops and augmentation, EMA {protocol.EMA_DECAY}, the learning rate chosen by "
+             f"the same sweep (x{', x'.join(f'{f:.3g}' for f in protocol.LR_FACTORS)} of the preset's, "
+             f"{protocol.SWEEP_FRACTION:.0%} of the budget each, on {SWEEP_DATASET}'s validation split), the "
+             "checkpoint with the best validation MAE (Noise2Void: its last weights). Scored by `teachdiff "
+             f"reproduce`'s pipeline on {TEST_IMAGES} test patches of 192² (0..255 scale; DDPM-avg: mean of "
+             f"{SCORED_SAMPLES} DDIM-10 samples), re-aligned to the GT (§4.1) for the registered datasets "
+             "(microtubules, synapses). LPIPS is n/a on this machine (no torchvision / AlexNet weights). "
+             f"Machine: {machine()}.", "",
+             "Each cell: median MAE [bootstrap 95 % CI]. Three post-processings: `none` (every output only "
+             "clipped), `all` (every output, DDPM-avg and the raw input included, mapped onto the GT training "
+             "distribution by its own mean/std fit) and `paper` (§3.6: only CARE, Noise2Void, UNet-RCAN and the "
+             "filters get that fit).", ""]
+    for mode in POSTPROCESSING:
+        lines += [f"## Post-processing `{mode}`", "", "| method | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        methods = [r["method"] for r in next(iter(tables.values()))[mode]]
+        for m in methods:
+            cells = [_cell(next(r for r in t[mode] if r["method"] == m)) for t in tables.values()]
+            lines.append(f"| {labels.get(m, m)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Against DDPM-avg, dataset by dataset", "",
+              "Wilcoxon signed-rank p of the per-patch MAE differences (paired: every method is scored on the same "
+              "patches), with Mood's median test (unpaired, as the paper) in brackets.", ""]
+    for d, t in tables.items():
+        lines += [f"### {d}", "", "| method | " + " | ".join(f"MAE {m} | p {m}" for m in POSTPROCESSING) + " |",
+                  "|---|" + "---|---|" * len(POSTPROCESSING)]
+        for m in [r["method"] for r in t["none"]]:
+            rows = {mode: next(r for r in t[mode] if r["method"] == m) for mode in POSTPROCESSING}
+            lines.append(f"| {labels.get(m, m)} | " + " | ".join(f"{_cell(rows[mode])} | {_p_cell(rows[mode]) or '-'}"
+                                                                  for mode in POSTPROCESSING) + " |")
+        lines.append("")
+        for mode in POSTPROCESSING:
+            lines.append(f"- `{mode}`: {describe_table(t[mode], metrics_shown=('mae', 'psnr', 'ms_ssim'))}")
+        lines.append("")
+    lines += ["## How the order changes with the post-processing", ""]
+    for d, t in tables.items():
+        orders = {mode: ranking(t[mode], "mae") for mode in POSTPROCESSING}
+        lines.append(f"- {d}: " + "; ".join(f"`{mode}`: " + " < ".join(labels.get(m, m) for m in order)
+                                          for mode, order in orders.items()) + ".")
+    wins = {mode: [d.removeprefix("synthetic-") for d, t in tables.items() if ranking(t[mode], "mae")[0] == "ddpm-avg"]
+            for mode in POSTPROCESSING}
+    lines += ["", "DDPM-avg has the lowest median MAE on " + "; ".join(
+        f"{len(w)} of {len(tables)} datasets under `{mode}`" + (f" ({', '.join(w)})" if w else "")
+        for mode, w in wins.items()) + ".", ""]
+    lines += ["## What each model got", "", "| dataset | model | images seen | lr | best step / steps | train s | flags |",
+              "|---|---|---|---|---|---|---|"]
+    for d, per_model in records.items():
+        for m, r in per_model.items():
+            lines.append(f"| {d.removeprefix('synthetic-')} | {m} | {r['images_seen']:,} | {r['lr']:g} | "
+                         f"{r['best_step']} / {r['steps']} | {r['wall_seconds']:.0f} | {'; '.join(r['flags']) or '-'} |")
+    seen = {r["images_seen"] for per_model in records.values() for r in per_model.values()}
+    lines += ["", f"Images seen: {', '.join(f'{v:,}' for v in sorted(seen))} for every model"
+              + (" (equal)." if len(seen) == 1 else " (they differ: see the table)."), "",
+              "## Reading it", "", COMPARISON_WHY, ""]
     (RESULTS / "comparison.md").write_text("\n".join(lines))
 
 

@@ -8,14 +8,19 @@
    interrupted run is resumed);
 2. restore the test patches: DDPM (one sample), DDPM-avg (mean of N samples, N = 15 in the
    paper), the baselines and two classical filters;
-3. post-process as the paper (§3.6): CARE, Noise2Void and UNet-RCAN outputs are clipped to
-   [0, 255] and linearly rescaled to the GT training distribution; DDPM and pix2pix are clipped.
-   The two classical filters, which the paper does not score, are rescaled like CARE: a filter
-   cannot change the intensity scale (low dose -> high dose), so without it they would be scored
-   on brightness, like the raw input, rather than on structure;
-4. score every image with every metric (``teachdiff.metrics.evaluate``), write ``scores.csv``,
-   the median table next to the paper's numbers with the difference (``table.md``), box plots
-   like Figs. 1A-4A (``boxplots.png``) and the averaging curve of Fig. S1 (``averaging.png``).
+3. post-process under each mode of ``postprocessing`` (:data:`teachdiff.metrics.POSTPROCESSING`):
+   ``paper`` as §3.6 (CARE, Noise2Void and UNet-RCAN outputs clipped to [0, 255] and linearly
+   rescaled to the GT training distribution, DDPM and pix2pix only clipped; the two classical
+   filters, which the paper does not score, rescaled like CARE), ``none`` (every output clipped)
+   and ``all`` (every output rescaled alike). The filters are tuned on the validation split by the
+   objective they are scored on (MAE after that mode's post-processing). For datasets that are
+   registered (§S1.1: microtubules, synapses, and their synthetic stand-ins) every prediction is
+   then re-aligned to the GT (§4.1) and the applied shift reported;
+4. score every image with every metric (``teachdiff.metrics.evaluate``), write ``scores.csv``
+   (one row per mode, method and image), the median tables with bootstrap 95 % confidence
+   intervals, Mood's median test and the paired Wilcoxon signed-rank test against DDPM-avg, next
+   to the paper's numbers with the difference (``table.md``), box plots like Figs. 1A-4A
+   (``boxplots.png``) and the averaging curve of Fig. S1 (``averaging.png``).
 
 In the ``quick`` preset everything is small (64² training patches, a tiny network, 4 test
 patches of 192² -- the smallest size MS-SSIM's five scales accept is 176² --, 4 DDIM samples of
@@ -41,12 +46,13 @@ from tqdm.auto import tqdm
 import teachdiff
 from teachdiff import metrics, stats
 from teachdiff.cli import positive_int, zero_to_one
+from teachdiff.metrics.postprocess import postprocess
 from teachdiff.paper import METHOD_LABELS, paper_value
 
-__all__ = ["ReproduceConfig", "reproduce", "postprocess", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
+__all__ = ["ReproduceConfig", "reproduce", "postprocess", "ranking", "describe_table", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
            "plot_examples", "add_parser"]
 
-RESCALED = ("care", "n2v", "rcan", "gaussian", "nlm")  # §3.6 (+ the classical filters): rescaled to the GT
+RESCALED = metrics.PAPER_RESCALED  # §3.6 (+ the classical filters): rescaled to the GT under "paper"
 RESOLUTION_METRICS = ("resolution", "resolution_ratio")
 NO_PEAK = "n/a (no peak)"
 NO_PEAK_NOTE = (f"{NO_PEAK}: for no image of this method does the decorrelation analysis find a peak of d(r) "
@@ -73,6 +79,8 @@ class ReproduceConfig:
     test_patch_size: int = 256
     classical: bool = True
     seed: int = 0
+    postprocessing: tuple[str, ...] = ("paper", "none")  # teachdiff.metrics.POSTPROCESSING; the first is "table"
+    align: bool | None = None  # re-align predictions to the GT (§4.1); None: when the dataset is registered
     # False: models live in ``out_dir/models/<model>``. True: in ``train_or_load``'s default folders
     # under ``teachdiff.train.runs_dir()``, shared with every other user of the same preset (the
     # book's chapters train each quick model once).
@@ -125,15 +133,21 @@ def _stack(dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Run the whole comparison for ``cfg.dataset``; returns the median table and per-image rows,
-    the post-processed predictions (0..255), the inputs ``x``, the GT and the GT training
-    ``reference`` that the rescaled methods were mapped onto."""
+    """Run the whole comparison for ``cfg.dataset``.
+
+    Returns ``tables`` and ``predictions`` per post-processing mode (0..255), ``table`` and
+    ``predictions`` of the first mode, the per-image ``rows`` of every mode, the ``shifts`` of the
+    re-alignment (``{mode: {method: (N, 2)}}``, empty when not aligned), the inputs ``x``, the GT and
+    the GT training ``reference`` that rescaled methods were mapped onto."""
     from teachdiff.data import get_dataset_info, make_datasets
     from teachdiff.infer import sample_tiled
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir} is a file; give a folder.")
+    for mode in cfg.postprocessing:
+        if mode not in metrics.POSTPROCESSING:
+            raise ValueError(f"unknown post-processing {mode!r}; choose from {', '.join(metrics.POSTPROCESSING)}.")
     out_dir.mkdir(parents=True, exist_ok=True)
     info = get_dataset_info(cfg.dataset)
     quick = cfg.preset == "quick"
@@ -146,7 +160,7 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     device = teachdiff.device()
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    predictions: dict[str, np.ndarray] = {"raw": _to255(x[:, 0])}
+    outputs: dict[str, np.ndarray] = {"raw": _to255(x[:, 0])}  # before post-processing
     averaging_curve = None
     for model in cfg.models:
         method = _trained(model, cfg, out_dir, progress)
@@ -158,42 +172,72 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
                                    sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta,
                                    tile=tile if tile < x.shape[-1] else None,
                                    overlap=tile // 4, generator=generator, progress=progress).cpu()
-            predictions["ddpm"] = _to255(samples[:, 0, 0])
-            predictions["ddpm-avg"] = _to255(samples[:, :, 0].mean(1))
+            outputs["ddpm"] = _to255(samples[:, 0, 0])
+            outputs["ddpm-avg"] = _to255(samples[:, :, 0].mean(1))
             averaging_curve = [np.median([metrics.mae(_to255(samples[i, :k, 0].mean(0)), gt[i])
                                           for i in range(len(gt))]) for k in range(1, cfg.n_avg + 1)]
             continue
         with torch.no_grad():
-            pred = _to255(method.restore(x.to(device), generator=generator)[:, 0])
-        predictions[model] = postprocess(model, pred, reference)
-    if cfg.classical:
-        from teachdiff.baselines.classical import GaussianFilter, NonLocalMeans
+            outputs[model] = _to255(method.restore(x.to(device), generator=generator)[:, 0])
+    align = _aligned_dataset(info) if cfg.align is None else cfg.align
+    validation = _stack(test_sets["val"], 8) if cfg.classical else None
 
-        x_val, y_val = _stack(test_sets["val"], 8)
-        for name, cls in (("gaussian", GaussianFilter), ("nlm", NonLocalMeans)):
-            predictions[name] = postprocess(name, _to255(cls.fit(x_val, y_val).restore(x)[:, 0]), reference)
-
-    rows = []
-    for name, pred in tqdm(predictions.items(), desc="scoring", disable=not progress):
-        for i in range(len(gt)):
-            scores = metrics.without_grid_floor(metrics.evaluate(pred[i], gt[i], pixel_size=info.pixel_size_nm),
-                                        info.pixel_size_nm)
-            rows.append({"method": name, "image": i, **scores})
+    tables, predictions_by_mode, shifts, rows = {}, {}, {}, []
+    for mode in cfg.postprocessing:
+        predictions = {name: metrics.postprocess(name, out, reference, mode) for name, out in outputs.items()}
+        if cfg.classical:
+            predictions.update(_tuned_filters(x, *validation, reference, mode))
+        if align:
+            predictions, shifts[mode] = metrics.align_predictions(predictions, gt)
+        mode_rows = []
+        for name, pred in tqdm(predictions.items(), desc=f"scoring ({mode})", disable=not progress):
+            for i in range(len(gt)):
+                scores = metrics.without_grid_floor(metrics.evaluate(pred[i], gt[i], pixel_size=info.pixel_size_nm),
+                                                    info.pixel_size_nm)
+                row = {"postprocessing": mode, "method": name, "image": i, **scores}
+                if align:
+                    row["shift_y"], row["shift_x"] = (float(v) for v in shifts[mode][name][i])
+                mode_rows.append(row)
+        rows += mode_rows
+        predictions_by_mode[mode] = predictions
+        tables[mode] = _median_table(mode_rows, cfg.dataset)
+    first = cfg.postprocessing[0]
     _write_csv(out_dir / "scores.csv", rows)
-    table = _median_table(rows, cfg.dataset)
-    (out_dir / "table.md").write_text(_table_markdown(table, cfg))
-    _plot_boxplots(rows, out_dir / "boxplots.png", cfg.dataset)
+    (out_dir / "table.md").write_text("\n".join(_table_markdown(tables[m], cfg, m) for m in cfg.postprocessing))
+    _plot_boxplots([r for r in rows if r["postprocessing"] == first], out_dir / "boxplots.png", cfg.dataset)
     if averaging_curve is not None:
         _plot_averaging(averaging_curve, out_dir / "averaging.png", cfg)
-    return {"table": table, "rows": rows, "averaging_curve": averaging_curve, "predictions": predictions,
-            "x": x, "gt": gt, "reference": reference}
+    return {"table": tables[first], "tables": tables, "rows": rows, "averaging_curve": averaging_curve,
+            "predictions": predictions_by_mode[first], "predictions_by_mode": predictions_by_mode,
+            "shifts": shifts, "x": x, "gt": gt, "reference": reference}
 
 
-def postprocess(method: str, pred: np.ndarray, reference: metrics.IntensityReference) -> np.ndarray:
-    """§3.6: clip one method's stack of predictions (0..255 scale) to [0, 255]; the methods in
-    ``RESCALED`` are then mapped linearly onto the GT training distribution ``reference``
-    (:func:`teachdiff.metrics.clip_and_rescale`, one map per method)."""
-    return metrics.clip_and_rescale(pred, reference) if method in RESCALED else np.clip(pred, 0, 255)
+def _aligned_dataset(info) -> bool:
+    """Whether §4.1's re-alignment applies: the dataset (or, for a synthetic stand-in, the real
+    dataset it stands for) is registered before training (§S1.1)."""
+    from teachdiff.data import get_dataset_info
+
+    if info.is_synthetic:
+        try:
+            return get_dataset_info(info.name.removeprefix("synthetic-")).register
+        except (KeyError, ValueError):
+            return False
+    return info.register
+
+
+def _tuned_filters(x, x_val, y_val, reference, mode: str) -> dict[str, np.ndarray]:
+    """The two classical filters' test predictions, each tuned on the validation split by the MAE
+    its output gets after ``mode``'s post-processing, which is what the table scores."""
+    from teachdiff.baselines.classical import GaussianFilter, NonLocalMeans
+
+    predictions = {}
+    for name, cls in (("gaussian", GaussianFilter), ("nlm", NonLocalMeans)):
+        def objective(pred, gt, name=name):
+            return float(np.abs(metrics.postprocess(name, pred, reference, mode) - gt).mean())
+
+        predictions[name] = metrics.postprocess(name, _to255(cls.fit(x_val, y_val, objective=objective).restore(x)[:, 0]),
+                                                reference, mode)
+    return predictions
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -203,26 +247,30 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _median_table(rows: list[dict], dataset: str) -> list[dict]:
-    """One row per method: median of each metric, the paper's value and our minus the paper's."""
-    table = []
+def _median_table(rows: list[dict], dataset: str, reference: str = "ddpm-avg") -> list[dict]:
+    """One row per method (rows of one post-processing mode): the median of each metric with its
+    bootstrap 95 % CI (``m_low``, ``m_high``), the paper's value and our minus the paper's; against
+    ``reference`` (DDPM-avg), Mood's median test of the per-image MAE (``mae_vs_ddpm_avg``: stars) and
+    the paired Wilcoxon signed-rank test of the per-image MAE differences (``mae_wilcoxon_p``)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    scores = stats.scores_from_rows(rows, TABLE_METRICS)
+    paired = reference in scores
+    summary = stats.median_table(scores, TABLE_METRICS, reference=reference if paired else methods[0])
     reference_dataset = dataset.removeprefix("synthetic-")
-    for method in methods:
-        values = {m: np.array([r[m] for r in rows if r["method"] == method], dtype=float) for m in TABLE_METRICS}
-        row = {"method": method}
-        for metric, v in values.items():
-            ours = float(np.nanmedian(v)) if np.isfinite(v).any() else math.nan
+    table = []
+    for row in summary:
+        method = row["method"]
+        for metric in TABLE_METRICS:
+            values = np.asarray(scores[method][metric], dtype=float)
             paper = paper_value(reference_dataset, method, metric)
-            row[metric] = ours
-            row[f"{metric}_undefined"] = int((~np.isfinite(v)).sum())
-            row["n_images"] = len(v)
+            row[f"{metric}_undefined"] = int((~np.isfinite(values)).sum())
+            row["n_images"] = len(values)
             row[f"{metric}_paper"] = math.nan if paper is None else paper
-            row[f"{metric}_diff"] = ours - paper if paper is not None else math.nan
-        if method != "ddpm-avg" and "ddpm-avg" in methods:
-            mae_ours = np.array([r["mae"] for r in rows if r["method"] == method], dtype=float)
-            mae_avg = np.array([r["mae"] for r in rows if r["method"] == "ddpm-avg"], dtype=float)
-            row["mae_vs_ddpm_avg"] = stats.stars(stats.mood_median_test(mae_ours, mae_avg).p_value)
+            row[f"{metric}_diff"] = row[metric] - paper if paper is not None else math.nan
+        if paired and method != reference:
+            row["mae_vs_ddpm_avg"] = row["mae_stars"]
+            test = stats.wilcoxon_signed_rank(scores[method]["mae"], scores[reference]["mae"])
+            row["mae_wilcoxon_p"], row["mae_median_difference"] = test.p_value, test.median_difference
         table.append(row)
     return table
 
@@ -248,22 +296,44 @@ def _no_peak_footnote(table: list[dict], metrics_shown) -> list[str]:
     return ["", NO_PEAK_NOTE] if any(row.get(f"{m}_undefined", 0) for row in table for m in shown) else []
 
 
-def _table_markdown(table: list[dict], cfg: ReproduceConfig) -> str:
+def _table_markdown(table: list[dict], cfg: ReproduceConfig, mode: str = "paper") -> str:
     synthetic = cfg.dataset.startswith("synthetic-")
-    lines = [f"# {cfg.dataset}: medians over {cfg.test_images or 'all'} test patches ({cfg.preset} preset)", ""]
+    lines = [f"# {cfg.dataset}: medians over {cfg.test_images or 'all'} test patches ({cfg.preset} preset, "
+             f"post-processing: {mode})", ""]
     if synthetic:
         lines += [f"*Synthetic stand-in data.* The paper's column is its result on the real "
                   f"`{cfg.dataset.removeprefix('synthetic-')}` data, shown as a reference point only.", ""]
-    header = "| method | " + " | ".join(f"{m} (ours / paper / Δ)" for m in TABLE_METRICS) + " | MAE vs DDPM-avg |"
-    lines += [header, "|" + "---|" * (len(TABLE_METRICS) + 2)]
+    header = ("| method | " + " | ".join(f"{m} (ours / paper / Δ)" for m in TABLE_METRICS)
+              + " | MAE 95 % CI | MAE vs DDPM-avg: Mood | Wilcoxon p |")
+    lines += [header, "|" + "---|" * (len(TABLE_METRICS) + 4)]
     for row in table:
         cells = [f"{_ours(row, m)} / {_fmt(row[m + '_paper'])} / {_fmt(row[m + '_diff'])}" for m in TABLE_METRICS]
         label = LABELS.get(row["method"], row["method"])
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {row.get('mae_vs_ddpm_avg', '')} |")
-    lines += ["", "Stars: Mood's median test of the per-image MAE against DDPM-avg "
-              "(*** p < .001, ** p < .01, * p < .05, ns otherwise), as in Fig. 1A."]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(row['mae_low'])}–{_fmt(row['mae_high'])} | "
+                     f"{row.get('mae_vs_ddpm_avg', '')} | {_p(row.get('mae_wilcoxon_p'))} |")
+    lines += ["", POSTPROCESSING_NOTES[mode], "", "MAE 95 % CI: percentile bootstrap of the median over the test "
+              "patches. Mood: Mood's median test of the per-image MAE against DDPM-avg (*** p < .001, ** p < .01, "
+              "* p < .05, ns otherwise), as in Fig. 1A; it ignores that both methods were scored on the same "
+              "patches. Wilcoxon: the paired signed-rank test of the per-patch MAE differences, which uses it. "
+              "Not significant means not shown to differ, not equivalent."]
     lines += _no_peak_footnote(table, TABLE_METRICS)
     return "\n".join(lines) + "\n"
+
+
+POSTPROCESSING_NOTES = {
+    "paper": "Post-processing `paper` (§3.6): CARE, Noise2Void, UNet-RCAN and the filters clipped and rescaled to "
+             "the GT training distribution (mean and std, fitted per method); DDPM, DDPM-avg and pix2pix clipped.",
+    "none": "Post-processing `none`: every output only clipped to [0, 255]; no method gets a fitted map.",
+    "all": "Post-processing `all`: every output (the raw input included) clipped and rescaled to the GT training "
+           "distribution by its own mean/std map, so every method gets the same free fit.",
+}
+
+
+def _p(value) -> str:
+    """A p-value for a table: two significant digits, "<0.001" below that."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.2g}"
 
 
 def _figure(figsize):
@@ -428,6 +498,46 @@ def comparison_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssi
     return "\n".join(lines) + "\n"
 
 
+LOWER_IS_BETTER = ("mae", "nrmse", "lpips")
+
+
+def ranking(table: list[dict], metric: str = "mae", methods=None) -> list[str]:
+    """The methods of a median table ordered best first by ``metric`` (NaNs last); ``methods``
+    restricts it (default: every row but the raw input and the single DDPM sample)."""
+    rows = [r for r in table if (r["method"] in methods if methods is not None else r["method"] not in ("raw", "ddpm"))]
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    return [r["method"] for r in sorted(rows, key=lambda r: (not np.isfinite(r[metric]), sign * r[metric]))]
+
+
+def describe_table(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssim", "nrmse", "pearson"),
+                   reference: str = "ddpm-avg", alpha: float = 0.05) -> str:
+    """The executed result of one median table in words: the order by median MAE, which method is
+    best on each metric, and each method against ``reference`` by the paired Wilcoxon test.
+    Generated from the numbers, so that a chapter's conclusion cannot drift from its table."""
+    rows = {r["method"]: r for r in table}
+    order = ranking(table, "mae")
+    label = lambda m: LABELS.get(m, m)  # noqa: E731
+    text = ["By median MAE (lower is better): " + ", ".join(f"{label(m)} {rows[m]['mae']:.2f}" for m in order) + "."]
+    shown = [m for m in metrics_shown if any(np.isfinite(r[m]) for r in table)]
+    best = {m: ranking(table, m)[0] for m in shown}
+    winners = {}
+    for metric, method in best.items():
+        winners.setdefault(method, []).append(METRIC_LABELS.get(metric, metric).split(" ")[0])
+    text.append("Best median: " + "; ".join(f"{label(m)} on {', '.join(ms)}" for m, ms in winners.items()) + ".")
+    if reference in rows:
+        compared = []
+        for m in order:
+            p = rows[m].get("mae_wilcoxon_p")
+            if m == reference or p is None:
+                continue
+            side = "lower" if rows[m]["mae"] < rows[reference]["mae"] else "higher"
+            verdict = "a paired difference" if p < alpha else "not shown to differ"
+            compared.append(f"{label(m)} {side} (p {'' if _p(p).startswith('<') else '= '}{_p(p)}, {verdict})")
+        if compared:
+            text.append(f"Against {label(reference)}, per-patch MAE, Wilcoxon signed-rank: " + "; ".join(compared) + ".")
+    return " ".join(text)
+
+
 def agreement_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssim")) -> str:
     """Where our ranking agrees with the paper's: for each method, is DDPM-avg better than it,
     here and in the paper (on the real dataset the rows' ``_paper`` values come from)? Lower is
@@ -496,6 +606,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=positive_int, help="steps of ddim / dpm++ (default: the preset's, 10 in quick)")
     p.add_argument("--eta", type=zero_to_one, help="ddim only: 0 deterministic (default), 1 fresh noise at every step")
     p.add_argument("--test-images", type=positive_int, help="score only the first N test patches")
+    p.add_argument("--rescale", nargs="+", choices=list(metrics.POSTPROCESSING), metavar="MODE",
+                   help="post-processing before scoring, one table each (default: paper none): paper = §3.6 "
+                        "(CARE, Noise2Void, UNet-RCAN and the filters rescaled to the GT's training distribution, "
+                        "DDPM and pix2pix only clipped); none = every method only clipped; all = every method "
+                        "rescaled alike")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,
+                   help="re-align every prediction to the GT before scoring (§4.1; default: for registered "
+                        "datasets, i.e. microtubules and synapses and their synthetic stand-ins)")
     p.add_argument("--train", action="store_true",
                    help="train every model with the preset even where the model zoo has one")
     p.add_argument("--no-progress", action="store_true")
@@ -509,7 +627,8 @@ def _run(args) -> int:
     cfg = ReproduceConfig.preset_for(args.dataset, args.preset)
     changes = {"models": tuple(args.models) if args.models else None, "n_avg": args.samples,
                "test_images": args.test_images, "use_zoo": False if args.train else None,
-               "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
+               "sampler": args.sampler, "steps": args.steps, "eta": args.eta,
+               "postprocessing": tuple(dict.fromkeys(args.rescale)) if args.rescale else None, "align": args.align}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
     reproduce(cfg, args.out, progress=not args.no_progress)
     print((Path(args.out) / "table.md").read_text())

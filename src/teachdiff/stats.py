@@ -8,7 +8,13 @@ chi-squared test of independence on that 2 x 2 table. It assumes nothing about t
 distributions, which suits per-image scores that are skewed or bounded (MS-SSIM near 1).
 
 We add what the paper did not report: a bootstrap confidence interval for each median, so a
-reader can see whether a difference in the second decimal is meaningful.
+reader can see whether a difference in the second decimal is meaningful, and a *paired* test.
+Mood's test treats the two samples as independent, but every method is scored on the same test
+images: the per-image differences carry the comparison, and the Wilcoxon signed-rank test
+(:func:`wilcoxon_signed_rank`) uses them. Two cautions that no p-value removes: images that are
+noise realisations of the same field (the paper's zebrafish test set is 4 sub-FOVs x 50 captures,
+Table S1's "200 (4)") are not independent samples, so p-values over them overstate the evidence
+(pseudo-replication); and "not significant" means "not shown to differ", never "equivalent".
 
 Everything here is plain Python/NumPy/SciPy (no pandas): a table is a list of flat dicts, one
 per method, that ``pandas.DataFrame(rows)`` accepts as is, and :func:`format_markdown` prints it.
@@ -88,6 +94,46 @@ def mood_median_test(a, b, ties: str = "below", correction: bool = True) -> Mood
     if math.isnan(p_value):
         return _undefined_mood("the contingency table is degenerate", median_a, median_b)
     return MoodResult(float(statistic), float(p_value), float(grand_median), table, median_a, median_b)
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Result of :func:`wilcoxon_signed_rank`."""
+
+    statistic: float
+    """The smaller of the two signed-rank sums (scipy's two-sided statistic)."""
+    p_value: float
+    median_difference: float
+    """Median of the per-item differences ``a - b`` (negative: ``a`` lower)."""
+    n: int
+    """Pairs used (both values finite)."""
+
+    @property
+    def stars(self) -> str:
+        return stars(self.p_value)
+
+
+def wilcoxon_signed_rank(a, b) -> PairedResult:
+    r"""Wilcoxon signed-rank test of the paired differences :math:`d_i = a_i - b_i` (two-sided).
+
+    ``a[i]`` and ``b[i]`` must be scores of the same test item (e.g. the MAE of two methods on image
+    ``i``). The ranks :math:`R_i` of :math:`|d_i|` are summed separately over positive and negative
+    differences, :math:`W^+ = \sum_{d_i > 0} R_i`; under the null hypothesis (differences
+    symmetric about 0) every sign pattern is equally likely. ``scipy.stats.wilcoxon`` gives the
+    p-value (exact for small samples without ties, else the normal approximation). Pairs with a
+    NaN are dropped; zero differences are dropped too (Wilcoxon's convention). With no non-zero
+    difference the p-value is 1 (nothing tells the two apart).
+    """
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"a paired test needs one value of each method per item; got {a.size} and {b.size} values.")
+    keep = np.isfinite(a) & np.isfinite(b)
+    differences = a[keep] - b[keep]
+    median_difference = float(np.median(differences)) if differences.size else math.nan
+    if not np.any(differences != 0):
+        return PairedResult(math.nan, 1.0 if differences.size else math.nan, median_difference, int(differences.size))
+    result = scipy_stats.wilcoxon(differences)
+    return PairedResult(float(result.statistic), float(result.pvalue), median_difference, int(differences.size))
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class ZooEntry:
     steps: int | None = None
     scores: dict = field(default_factory=dict)
     notes: str = ""
+    training: dict = field(default_factory=dict)  # what the training protocol gave it (teachdiff.protocol)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ZooEntry":

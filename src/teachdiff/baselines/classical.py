@@ -78,18 +78,28 @@ def nlm_restore(x: torch.Tensor, h_factor: float = 0.8, patch_size: int = 5, pat
     return _per_image(x, denoise)
 
 
-def _mae_255(pred: torch.Tensor, y: torch.Tensor) -> float:
-    return float(((pred.clamp(-1, 1) - y.clamp(-1, 1)).abs() * 127.5).mean())
+def _mae_255(pred: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.abs(np.clip(pred, 0, 255) - gt).mean())
 
 
-def _best(candidates: Sequence[float], restore, x: torch.Tensor, y: torch.Tensor) -> float:
+def _best(candidates: Sequence[float], restore, x: torch.Tensor, y: torch.Tensor, objective=None) -> float:
+    """The candidate whose restoration of ``x`` scores lowest by ``objective(pred, gt)`` (both on the
+    0..255 scale, (N, H, W)); by default the MAE of the clipped output. A filter that is scored after
+    a post-processing must be tuned with it (pass the same post-processing inside ``objective``)."""
     if len(candidates) == 0:
         raise ValueError("give at least one candidate parameter value.")
     check_images(y, "y")
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
-    scores = [_mae_255(restore(x, c), y) for c in candidates]
+    objective = objective or _mae_255
+    gt = _to_levels(y)
+    scores = [objective(_to_levels(restore(x, c)), gt) for c in candidates]
     return float(candidates[int(np.argmin(scores))])
+
+
+def _to_levels(t: torch.Tensor) -> np.ndarray:
+    """(N, 1, H, W) in [-1, 1] -> (N, H, W) grey levels 0..255."""
+    return ((t[:, 0].float().clamp(-1, 1) + 1) * 127.5).cpu().numpy()
 
 
 @dataclass
@@ -104,9 +114,9 @@ class GaussianFilter:
 
     @classmethod
     def fit(cls, x_val: torch.Tensor, y_val: torch.Tensor,
-            sigmas: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)) -> "GaussianFilter":
-        """The sigma with the lowest validation MAE."""
-        return cls(_best(sigmas, gaussian_restore, x_val, y_val))
+            sigmas: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0), objective=None) -> "GaussianFilter":
+        """The sigma with the lowest validation ``objective`` (default: MAE; see :func:`_best`)."""
+        return cls(_best(sigmas, gaussian_restore, x_val, y_val, objective))
 
 
 @dataclass
@@ -123,6 +133,6 @@ class NonLocalMeans:
 
     @classmethod
     def fit(cls, x_val: torch.Tensor, y_val: torch.Tensor,
-            h_factors: Sequence[float] = (0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.0)) -> "NonLocalMeans":
-        """The h factor with the lowest validation MAE."""
-        return cls(_best(h_factors, nlm_restore, x_val, y_val))
+            h_factors: Sequence[float] = (0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.0), objective=None) -> "NonLocalMeans":
+        """The h factor with the lowest validation ``objective`` (default: MAE; see :func:`_best`)."""
+        return cls(_best(h_factors, nlm_restore, x_val, y_val, objective))

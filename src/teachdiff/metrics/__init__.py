@@ -57,9 +57,13 @@ from teachdiff.metrics.perceptual import (
     lpips_batch,
 )
 from teachdiff.metrics.postprocess import (
+    PAPER_RESCALED,
+    POSTPROCESSING,
     IntensityReference,
+    align_predictions,
     align_to_gt,
     clip_and_rescale,
+    postprocess,
 )
 from teachdiff.metrics.uncertainty import (
     ConformalScale,
@@ -85,6 +89,10 @@ __all__ = [
     "MetricWarning",
     "SparsificationCurve",
     "align_to_gt",
+    "align_predictions",
+    "postprocess",
+    "POSTPROCESSING",
+    "PAPER_RESCALED",
     "as_image",
     "ause",
     "clip_and_rescale",
