@@ -69,10 +69,18 @@ def _list(args) -> int:
     print(f"data folder: {data_dir()}  (set TEACHDIFF_DATA to change)")
     print(f"{'name':<24}{'present':<9}{'px (nm)':>8}{'bits':>6}  {'Table S1 train/val/test':<24}modality")
     for name, info in DATASETS.items():
-        present = "built-in" if info.is_synthetic else ("yes" if default_root(name).exists() else "no")
+        present = ("built-in" if info.is_synthetic else "bundled" if info.bundled
+                   else "yes" if default_root(name).exists() else "no")
         split = "/".join(map(str, info.table_s1)) if info.table_s1 and not info.is_synthetic else "-"
         print(f"{name:<24}{present:<9}{info.pixel_size_nm:>8g}{info.bit_depth:>6}  {split:<24}{info.modality}")
-    print("Only zebrafish can be downloaded (teachdiff data download zebrafish); for the others pass a folder.")
+    downloads = [name for name, info in DATASETS.items() if info.download]
+    bundled = [name for name, info in DATASETS.items() if info.bundled]
+    print(f"Downloadable: {', '.join(downloads)} (teachdiff data download NAME). Bundled with teachdiff, offline: "
+          f"{', '.join(bundled)}. For the others pass a folder.")
+    print("Licences:")
+    for name, info in DATASETS.items():
+        if not info.is_synthetic:
+            print(f"  {name}: {info.licence}")
     return 0
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "DownloadSpec",
     "DATASETS",
     "PAPER_DATASETS",
+    "REAL_DATASETS",
     "get_dataset_info",
     "data_dir",
     "default_root",
@@ -87,6 +88,12 @@ class DatasetInfo:
     synthetic_case: str | None = None
     notes: str = ""
     fractions: tuple[float, float, float] | None = None  # train/val/test FOV fractions (default: Table S1's)
+    bundled: str | None = None  # folder inside the package that holds the data (offline, no download)
+
+    @property
+    def bundled_root(self) -> Path | None:
+        """The folder of a dataset that ships with teachdiff, else None."""
+        return None if self.bundled is None else Path(__file__).parent / self.bundled
 
     @property
     def is_synthetic(self) -> bool:
@@ -208,9 +215,37 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
     ),
 }
 
+HAGEN_CITATION = (
+    "Hagen G. M., Bendesky J., Machado R., Nguyen T.-A., Kumar T., Ventura J. Fluorescence microscopy "
+    "datasets for training deep neural networks. GigaScience 10(5):giab032, 2021 (data: GigaDB, doi:10.5524/100888)."
+)
+
+REAL_DATASETS: dict[str, DatasetInfo] = {
+    "hagen": DatasetInfo(
+        name="hagen",
+        title="Real BPAE cells (actin, mitochondria, membrane, nuclei), widefield 20x/60x and confocal",
+        modality="short exposure (low SNR) -> long exposure (high SNR), same field, 8-bit display images",
+        source="Sample crops of Hagen et al.'s GigaDB release, as copied into github.com/ND-HowardGroup/"
+        "Instant-Image-Denoising; bundled with teachdiff (provenance and checks: data/bundled/hagen/README.md)",
+        citation=HAGEN_CITATION,
+        licence="CC0 1.0 (GigaDB's terms for its datasets)",
+        layout="bundled: {train,val,test}/raw/<name>.tif (low SNR) + {train,val,test}/gt/<name>.tif (high SNR); "
+        "spatially disjoint regions of each field, fixed",
+        pixel_size_nm=1.0,
+        pixel_size_source="not stated with these files (20x and 60x objectives differ): 1, so that "
+        "resolutions read in pixels",
+        bit_depth=8,
+        register=False,
+        n_fov=7,
+        notes="Display images: intensities are relative and the low- and high-SNR captures were scaled "
+        "separately; the nucleus field is in the test split only (a structure no model trains on).",
+        bundled="bundled/hagen",
+    ),
+}
+
 _SYNTHETIC_LAYOUT = "none: generated on the fly by teachdiff.data.synthetic (deterministic in the seed)"
 
-DATASETS: dict[str, DatasetInfo] = dict(PAPER_DATASETS)
+DATASETS: dict[str, DatasetInfo] = {**PAPER_DATASETS, **REAL_DATASETS}
 for _case in CASES:
     _paper = PAPER_DATASETS[_case]
     DATASETS[f"synthetic-{_case}"] = DatasetInfo(
@@ -249,5 +284,7 @@ def data_dir() -> Path:
 
 
 def default_root(name: str) -> Path:
-    """The folder a dataset is looked for in when no root is given: ``data_dir()/<name>``."""
-    return data_dir() / get_dataset_info(name).name
+    """The folder a dataset is looked for in when no root is given: the package's own folder for a
+    bundled dataset, else ``data_dir()/<name>``."""
+    info = get_dataset_info(name)
+    return info.bundled_root if info.bundled else data_dir() / info.name
