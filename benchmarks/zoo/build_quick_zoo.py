@@ -54,6 +54,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "zoo"
 DATASETS = ("synthetic-microtubules", "synthetic-zebrafish", "synthetic-mitochondria", "synthetic-synapses")
 MODELS = ("ddpm", "care", "n2v", "pix2pix", "rcan")
 SWEEP_DATASET = DATASETS[0]
+REAL_DATASETS = ("hagen",)  # real pairs: trained from scratch and fine-tuned from a synthetic zoo family
+FINETUNE_FROM = {"hagen": "synthetic-mitochondria"}
 CURVE_SAMPLES = 8  # DDIM-10 samples averaged for the DDPM-avg learning curve
 CURVE_IMAGES = protocol.VAL_IMAGES  # validation patches of every curve point
 N2V_MASK_DRAWS = 32  # blind-spot masks averaged for Noise2Void's own validation loss (~4000 pixels)
@@ -122,14 +124,26 @@ def learning_rate(dataset: str, model: str, runs: Path, progress: bool, scale: f
 
 
 def train_model(dataset: str, model: str, runs: Path, progress: bool, scale: float = 1.0,
-                every_dataset: bool = False) -> Path:
-    """The protocol's run of one zoo model (its sweep first); returns the run folder. Resumable."""
+                every_dataset: bool = False, finetune: bool = False) -> Path:
+    """The protocol's run of one zoo model (its sweep first); returns the run folder. Resumable.
+
+    ``finetune``: start from the zoo's model of ``FINETUNE_FROM[dataset]`` (``teachdiff train
+    --init``: its architecture and weights, the swept rate x ``FINETUNE_LR_FACTOR``) instead of from
+    scratch, with the same budget, in ``models/<model>-finetuned``."""
+    from teachdiff.train import finetune_config
+
     lr, sweep = learning_rate(dataset, model, runs, progress, scale, every_dataset)
-    run = runs / dataset / "models" / model
     cfg, method_cfg, marks = protocol.recipe(dataset, model, lr=lr, scale=scale)
+    init = None
+    if finetune:
+        init = f"{FINETUNE_FROM[dataset]}-{model}-quick"
+        cfg = finetune_config(cfg, init)
+    run = runs / dataset / "models" / (f"{model}-finetuned" if finetune else model)
     train_marks(run, cfg, method_cfg, marks, progress)
-    record = {"lr": lr, "lr_sweep": {f"{k:g}": float(f"{v:.4g}") for k, v in sweep.items()},
+    record = {"lr": cfg.lr, "lr_sweep": {f"{k:g}": float(f"{v:.4g}") for k, v in sweep.items()},
               "sweep_dataset": dataset if every_dataset else SWEEP_DATASET, "sweep_key": curve_key(model)}
+    if init is not None:
+        record.update(init=init, init_sha256=zoo.get(init).sha256)
     (run / "protocol.json").write_text(json.dumps(record, indent=1))
     return run
 
@@ -443,7 +457,9 @@ def finished_models(dataset: str, runs: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS + REAL_DATASETS)
+    parser.add_argument("--finetune", action="store_true",
+                        help="train from the zoo model of FINETUNE_FROM[dataset] instead of from scratch (real data)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--stage", default="all", choices=["train", "score", "all"],
                         help="train: only train; score: only score, write and release datasets whose five "
@@ -461,7 +477,7 @@ def main(argv=None) -> int:
         start = time.monotonic()
         if args.stage in ("train", "all"):
             for model in args.models:
-                train_model(dataset, model, args.runs, progress, args.scale, args.sweep_every_dataset)
+                train_model(dataset, model, args.runs, progress, args.scale, args.sweep_every_dataset, args.finetune)
         if args.stage == "train":
             continue
         done = finished_models(dataset, args.runs)
