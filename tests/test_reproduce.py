@@ -3,9 +3,12 @@
 import csv
 import dataclasses
 
+import numpy as np
 import pytest
 
+import teachdiff
 import teachdiff.train
+from teachdiff import metrics
 from teachdiff.paper import PAPER_RESULTS, paper_value
 from teachdiff.reproduce import ReproduceConfig, reproduce
 
@@ -59,3 +62,17 @@ def test_reproduce_writes_table_figures_and_scores(tmp_path, short_training):
     before = (tmp_path / "models" / "care" / "best.pt").stat().st_mtime_ns
     reproduce(dataclasses.replace(cfg, classical=False), tmp_path, progress=False)
     assert (tmp_path / "models" / "care" / "best.pt").stat().st_mtime_ns == before
+
+
+def test_extra_models_are_scored_and_post_processed_as_their_kind(tmp_path):
+    """A model from another dataset (zero-shot transfer) scored beside the dataset's own: under
+    `paper` a CARE is rescaled whatever its label."""
+    cfg = dataclasses.replace(ReproduceConfig.preset_for("synthetic-zebrafish", "quick"), models=("care",),
+                              extra=(("CARE from microtubules", "synthetic-microtubules-care-quick"),),
+                              classical=False, test_images=2, postprocessing=("paper", "none"))
+    result = reproduce(cfg, tmp_path, progress=False)
+    assert [r["method"] for r in result["table"]] == ["raw", "care", "CARE from microtubules"]
+    paper = result["predictions_by_mode"]["paper"]["CARE from microtubules"]
+    none = result["predictions_by_mode"]["none"]["CARE from microtubules"]
+    np.testing.assert_allclose(paper, metrics.clip_and_rescale(none, result["reference"]))
+    assert not np.allclose(paper, none)

@@ -86,6 +86,10 @@ class ReproduceConfig:
     # book's chapters train each quick model once).
     shared_models: bool = False
     use_zoo: bool = True  # load the zoo's model of a dataset/model/preset when there is one
+    # More models to score beside ``models``, as (label, checkpoint file, run folder or zoo name): a
+    # model trained on another dataset (zero-shot transfer) or fine-tuned. A DDPM gives its DDPM-avg.
+    extra: tuple[tuple[str, str], ...] = ()
+    test_subset: bool = True  # quick preset on a real dataset: score quick mode's few evenly spread patches
 
     @classmethod
     def preset_for(cls, dataset: str, preset: str) -> "ReproduceConfig":
@@ -140,7 +144,6 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     re-alignment (``{mode: {method: (N, 2)}}``, empty when not aligned), the inputs ``x``, the GT and
     the GT training ``reference`` that rescaled methods were mapped onto."""
     from teachdiff.data import get_dataset_info, make_datasets
-    from teachdiff.infer import sample_tiled
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -150,7 +153,7 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
             raise ValueError(f"unknown post-processing {mode!r}; choose from {', '.join(metrics.POSTPROCESSING)}.")
     out_dir.mkdir(parents=True, exist_ok=True)
     info = get_dataset_info(cfg.dataset)
-    quick = cfg.preset == "quick"
+    quick = cfg.preset == "quick" and (info.is_synthetic or cfg.test_subset)
     test_sets = make_datasets(cfg.dataset, patch_size=cfg.test_patch_size, quick=quick, seed=cfg.seed,
                               augmentation=False, progress=progress)
     x, y = _stack(test_sets["test"], cfg.test_images)
@@ -165,13 +168,7 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     for model in cfg.models:
         method = _trained(model, cfg, out_dir, progress)
         if model == "ddpm":
-            # Tiles of the training patch size: the network then sees what it was trained on, and
-            # its bottleneck attention stays as small as in training.
-            tile = method.unet.config.image_size
-            samples = sample_tiled(method.unet, x.to(device), method.schedule, n_samples=cfg.n_avg,
-                                   sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta,
-                                   tile=tile if tile < x.shape[-1] else None,
-                                   overlap=tile // 4, generator=generator, progress=progress).cpu()
+            samples = _ddpm_samples(method, x, cfg, generator, progress)
             outputs["ddpm"] = _to255(samples[:, 0, 0])
             outputs["ddpm-avg"] = _to255(samples[:, :, 0].mean(1))
             averaging_curve = [np.median([metrics.mae(_to255(samples[i, :k, 0].mean(0)), gt[i])
@@ -179,12 +176,22 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
             continue
         with torch.no_grad():
             outputs[model] = _to255(method.restore(x.to(device), generator=generator)[:, 0])
+    kinds = {name: name for name in outputs}  # what post-processing treats each output as
+    for label, source in cfg.extra:
+        from teachdiff.train import load_method
+
+        method = load_method(source, map_location=device)
+        if method.kind == "ddpm":
+            outputs[label], kinds[label] = _to255(_ddpm_samples(method, x, cfg, generator, progress)[:, :, 0].mean(1)), "ddpm-avg"
+        else:
+            with torch.no_grad():
+                outputs[label], kinds[label] = _to255(method.restore(x.to(device), generator=generator)[:, 0]), method.kind
     align = _aligned_dataset(info) if cfg.align is None else cfg.align
     validation = _stack(test_sets["val"], 8) if cfg.classical else None
 
     tables, predictions_by_mode, shifts, rows = {}, {}, {}, []
     for mode in cfg.postprocessing:
-        predictions = {name: metrics.postprocess(name, out, reference, mode) for name, out in outputs.items()}
+        predictions = {name: metrics.postprocess(kinds[name], out, reference, mode) for name, out in outputs.items()}
         if cfg.classical:
             predictions.update(_tuned_filters(x, *validation, reference, mode))
         if align:
@@ -210,6 +217,18 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     return {"table": tables[first], "tables": tables, "rows": rows, "averaging_curve": averaging_curve,
             "predictions": predictions_by_mode[first], "predictions_by_mode": predictions_by_mode,
             "shifts": shifts, "x": x, "gt": gt, "reference": reference}
+
+
+def _ddpm_samples(method, x: torch.Tensor, cfg: ReproduceConfig, generator, progress: bool) -> torch.Tensor:
+    """``cfg.n_avg`` samples of a DDPM for every image of ``x``: (N, n_avg, 1, H, W) in [-1, 1]. Tiles of the
+    training patch size: the network then sees what it was trained on, and its bottleneck attention
+    stays as small as in training."""
+    from teachdiff.infer import sample_tiled
+
+    tile = method.unet.config.image_size
+    return sample_tiled(method.unet, x.to(teachdiff.device()), method.schedule, n_samples=cfg.n_avg,
+                        sampler=cfg.sampler, steps=cfg.steps, eta=cfg.eta, tile=tile if tile < x.shape[-1] else None,
+                        overlap=tile // 4, generator=generator, progress=progress).cpu()
 
 
 def _aligned_dataset(info) -> bool:
