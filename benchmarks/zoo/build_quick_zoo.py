@@ -154,6 +154,8 @@ def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progr
     curve_file = run / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.exists() else []
     done_steps = {p["step"] for p in curve}
+    if curve and max(done_steps) >= marks[-1]:  # finished (perhaps unpacked without its checkpoints)
+        return run
     for mark in marks:
         step = load_checkpoint(run / "last.pt")["step"] if (run / "last.pt").exists() else 0
         if step < mark:
@@ -450,6 +452,73 @@ def write_comparison(runs: Path) -> None:
     (RESULTS / "comparison.md").write_text("\n".join(lines))
 
 
+def real_data_table(dataset: str, runs: Path, progress: bool) -> dict[str, list[dict]]:
+    """The test tables of a real dataset (every test patch): the models trained on it from scratch,
+    the fine-tuned ones, and every synthetic zoo model zero-shot (trained on simulated data only),
+    under ``none`` and ``all``; kept in ``runs/<dataset>/real_tables.json``."""
+    from teachdiff.reproduce import ReproduceConfig, reproduce
+
+    cached = runs / dataset / "real_tables.json"
+    trained = [m for m in MODELS if (runs / dataset / "models" / m / "protocol.json").exists()]
+    finetuned = [m for m in MODELS if (runs / dataset / "models" / f"{m}-finetuned" / "protocol.json").exists()]
+    runs_used = [runs / dataset / "models" / m / "last.pt" for m in trained] + \
+                [runs / dataset / "models" / f"{m}-finetuned" / "last.pt" for m in finetuned]
+    if cached.exists() and all(cached.stat().st_mtime > p.stat().st_mtime for p in runs_used):
+        return json.loads(cached.read_text())
+    extra = tuple((f"{m} fine-tuned from {FINETUNE_FROM[dataset].removeprefix('synthetic-')}",
+                   str(runs / dataset / "models" / f"{m}-finetuned")) for m in finetuned)
+    extra += tuple((f"{m} zero-shot from {d.removeprefix('synthetic-')}", f"{d}-{m}-quick")
+                   for d in DATASETS for m in MODELS)
+    cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), models=tuple(trained), extra=extra,
+                              n_avg=SCORED_SAMPLES, test_images=None, test_subset=False, use_zoo=False,
+                              postprocessing=("none", "all"))
+    tables = reproduce(cfg, runs / dataset, progress=progress)["tables"]
+    cached.write_text(json.dumps(tables, indent=1, default=float))
+    return tables
+
+
+PROGRESS = ROOT / "benchmarks" / "zoo" / "progress"
+
+
+def pack(runs: Path, dest: Path = PROGRESS) -> int:
+    """Keep what a later session needs to continue the build without training again: of every
+    finished run its curve, protocol record and log, plus its best and last weights as a release
+    stores them (``zoo.released_weights``: no optimizer state); of every finished sweep run its
+    curve. Unfinished runs are not kept (a later session trains them again). Returns the bytes kept."""
+    import shutil
+
+    for curve_file in sorted(runs.glob("*/*/*/**/curve.json")):
+        run = curve_file.parent
+        last = run / "last.pt"
+        if not last.exists() or not load_checkpoint(last).get("finished"):
+            continue
+        target = dest / run.relative_to(runs)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("curve.json", "protocol.json", "log.json"):
+            if (run / name).exists():
+                shutil.copy2(run / name, target / name)
+        if "sweep" in run.relative_to(runs).parts:
+            continue
+        model = run.name.removesuffix("-finetuned")
+        history = load_checkpoint(last)["history"]
+        for name in ("best.pt", "last.pt"):
+            state = zoo.released_weights(run / name, half=model in HALF_PRECISION)
+            state.update(history=history, finished=True)
+            torch.save(state, target / name)
+    return sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+
+
+def unpack(runs: Path, source: Path = PROGRESS) -> None:
+    """Copy a packed build (:func:`pack`) into ``runs``, leaving runs that are already there alone."""
+    import shutil
+
+    for curve_file in sorted(source.rglob("curve.json")):
+        target = runs / curve_file.parent.relative_to(source)
+        if (target / "curve.json").exists():
+            continue
+        shutil.copytree(curve_file.parent, target, dirs_exist_ok=True)
+
+
 def finished_models(dataset: str, runs: Path) -> list[str]:
     return [m for m in MODELS if (runs / dataset / "models" / m / "protocol.json").exists()
             and load_checkpoint(runs / dataset / "models" / m / "last.pt").get("finished")]
@@ -470,7 +539,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-release", action="store_true", help="train and score, but leave the manifest as is")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0, help="shorten every run by this factor (smoke test)")
+    parser.add_argument("--pack", action="store_true",
+                        help=f"keep the finished runs in {PROGRESS.relative_to(ROOT)} (to commit) and stop")
+    parser.add_argument("--unpack", action="store_true",
+                        help=f"start from the runs kept in {PROGRESS.relative_to(ROOT)} (a build begun earlier)")
     args = parser.parse_args(argv)
+    if args.pack:
+        print(f"kept {pack(args.runs) / 1e6:.1f} MB in {PROGRESS}")
+        return 0
+    if args.unpack:
+        unpack(args.runs)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     progress = not args.no_progress
     for dataset in args.datasets:

@@ -68,6 +68,8 @@ __all__ = [
     "default_overlap",
     "default_tile",
     "restore_image",
+    "restore_deterministic",
+    "restore_with",
 ]
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
@@ -929,3 +931,49 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
         fields["upper"] = [back(p.upper.float()).numpy() for p in parts]
     arrays = {k: (np.stack(v) if image.ndim == 3 else v[0]).astype(np.float32) for k, v in fields.items()}
     return RestorationResult(**arrays, n_samples=n_samples)
+
+
+def restore_deterministic(method, image: np.ndarray, normalization, tile: int | None = 256,
+                          overlap: int | None = None, batch_size: int | None = None,
+                          progress: bool = False) -> np.ndarray:
+    """A regression method (CARE, Noise2Void, pix2pix, UNet-RCAN: anything with ``.restore(x)`` from
+    (N, 1, H, W) in [-1, 1] to the same) on a NumPy image (H, W) or stack (Z, H, W), slice by slice,
+    whole (``tile=None``) or in tiles (:func:`tiled_apply`); float32 of the input's shape in its
+    intensity scale (``normalization``, a :class:`teachdiff.data.folder.Normalization`, both ways)."""
+    image = np.asarray(image)
+    stack = image[None] if image.ndim == 2 else image
+    device = next((p.device for p in method.parameters()), torch.device("cpu")) \
+        if isinstance(method, torch.nn.Module) else torch.device("cpu")
+    slices = []
+    for plane in stack:
+        x = torch.as_tensor(normalization.input_to_model(plane))[None, None]
+        with torch.no_grad():
+            if tile is None:
+                y = method.restore(x.to(device)).cpu()
+            else:
+                y = tiled_apply(lambda t: method.restore(t.to(device)).cpu(), x, tile=tile, overlap=overlap,
+                                batch_size=batch_size or 4, progress=progress,
+                                multiple=int(getattr(method, "size_multiple", 1)))
+        slices.append(normalization.from_model(y[0, 0]).numpy())
+    out = np.stack(slices).astype(np.float32)
+    return out[0] if image.ndim == 2 else out
+
+
+def restore_with(method, image: np.ndarray, n_samples: int = FAST_SAMPLING.samples,
+                 sampler: str = FAST_SAMPLING.sampler, steps: int = FAST_SAMPLING.steps,
+                 eta: float = FAST_SAMPLING.eta, seed: int = 0, tile: int | str | None = "auto",
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any trained method (``teachdiff.train.load_method``) on a NumPy image, in the image's own
+    intensity scale, with the normalisation the method was trained with: ``(restoration, std)``.
+    A DDPM gives DDPM-avg of ``n_samples`` samples (default: the fast setting) and its Eq. 15
+    standard-deviation map; a regression method gives its output and None."""
+    from teachdiff.data.folder import restore_normalization
+
+    scaling, _ = restore_normalization(getattr(method, "normalization", None), np.asarray(image))
+    if getattr(method, "kind", None) == "ddpm":
+        config = getattr(method, "config", None)
+        result = restore_image(method.unet, image, method.schedule, n_samples=n_samples, sampler=sampler,
+                               steps=steps, eta=eta, seed=seed, tile=tile, progress=progress, normalization=scaling,
+                               clip=getattr(config, "clip", True), variance=getattr(config, "variance", "beta"))
+        return result.mean, result.std
+    return restore_deterministic(method, image, scaling, 256 if tile == "auto" else tile, progress=progress), None

@@ -297,7 +297,7 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     """
     from teachdiff.data import read_image
     from teachdiff.data.folder import restore_normalization
-    from teachdiff.infer import restore_image, tiled_apply
+    from teachdiff.infer import restore_deterministic, restore_image
     from teachdiff.progress import CallProgress
 
     diffusion = getattr(method, "kind", None) == "ddpm"
@@ -346,8 +346,8 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
             if interval is not None:
                 maps["lower"], maps["upper"] = result.lower, result.upper
         else:
-            maps = {"restored": _restore_deterministic(method, image, scaling, 256 if tile == "auto" else tile,
-                                                       overlap, batch_size, progress, tiled_apply).reshape(stack.shape)}
+            maps = {"restored": restore_deterministic(method, image, scaling, 256 if tile == "auto" else tile,
+                                                      overlap, batch_size, progress).reshape(stack.shape)}
         for suffix, values in maps.items():
             # bit_depth: the scale the values are on, for `teachdiff evaluate` (percentile mode: the pixel type's)
             scale_bits = scaling.bit_depth if scaling.mode == "bitdepth" else scaling.container_bits
@@ -355,25 +355,6 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
                                      n_samples, dict(options, input=str(path), map=suffix, bit_depth=scale_bits,
                                                      scaling=scaling.describe()))
     return written
-
-
-def _restore_deterministic(method, image, scaling, tile, overlap, batch_size, progress,
-                           tiled_apply) -> np.ndarray:
-    """A baseline, slice by slice (whole or tiled); (Z, H, W) float32 in the input's scale."""
-    slices = []
-    for plane in image:
-        x = torch.as_tensor(scaling.input_to_model(plane))[None, None]
-        device = next((p.device for p in method.parameters()), x.device) if isinstance(method, torch.nn.Module) \
-            else x.device
-        with torch.no_grad():
-            if tile is None:
-                y = method.restore(x.to(device)).cpu()
-            else:
-                y = tiled_apply(lambda t: method.restore(t.to(device)).cpu(), x, tile=tile, overlap=overlap,
-                                batch_size=batch_size or 4, progress=progress,
-                                multiple=int(getattr(method, "size_multiple", 1)))
-        slices.append(scaling.from_model(y[0, 0]).numpy())
-    return np.stack(slices).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
