@@ -34,13 +34,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
 import teachdiff
-from teachdiff import metrics, stats
 from teachdiff.cli import positive_int, zero_to_one
+
+if TYPE_CHECKING:  # imported where used: `teachdiff --help` must not import torch
+    import numpy as np
+    import torch
+
+    from teachdiff import metrics
 from teachdiff.paper import METHOD_LABELS, paper_value
 
 __all__ = ["ReproduceConfig", "reproduce", "postprocess", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
@@ -119,6 +122,8 @@ def _trained(model: str, cfg: ReproduceConfig, out_dir: Path, progress: bool):
 
 
 def _stack(dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     n = len(dataset) if n is None else min(n, len(dataset))
     items = [dataset[i] for i in range(n)]
     return torch.stack([it["x"] for it in items]), torch.stack([it["y"] for it in items])
@@ -128,6 +133,11 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
     """Run the whole comparison for ``cfg.dataset``; returns the median table and per-image rows,
     the post-processed predictions (0..255), the inputs ``x``, the GT and the GT training
     ``reference`` that the rescaled methods were mapped onto."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from teachdiff import metrics
     from teachdiff.data import get_dataset_info, make_datasets
     from teachdiff.infer import sample_tiled
 
@@ -193,6 +203,10 @@ def postprocess(method: str, pred: np.ndarray, reference: metrics.IntensityRefer
     """§3.6: clip one method's stack of predictions (0..255 scale) to [0, 255]; the methods in
     ``RESCALED`` are then mapped linearly onto the GT training distribution ``reference``
     (:func:`teachdiff.metrics.clip_and_rescale`, one map per method)."""
+    import numpy as np
+
+    from teachdiff import metrics
+
     return metrics.clip_and_rescale(pred, reference) if method in RESCALED else np.clip(pred, 0, 255)
 
 
@@ -205,6 +219,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def _median_table(rows: list[dict], dataset: str) -> list[dict]:
     """One row per method: median of each metric, the paper's value and our minus the paper's."""
+    import numpy as np
+
+    from teachdiff import stats
+
     table = []
     methods = list(dict.fromkeys(r["method"] for r in rows))
     reference_dataset = dataset.removeprefix("synthetic-")
@@ -228,7 +246,7 @@ def _median_table(rows: list[dict], dataset: str) -> list[dict]:
 
 
 def _fmt(v: float, digits: int = 2) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
 
 def _ours(row: dict, metric: str, digits: int = 2) -> str:
@@ -283,6 +301,10 @@ def plot_boxplots(rows: list[dict], dataset: str, metrics_shown=("mae", "psnr", 
     weights) get no panel; the title says which were left out. Returns a
     :class:`matplotlib.figure.Figure`.
     """
+    import numpy as np
+
+    from teachdiff import stats
+
     methods = list(dict.fromkeys(r["method"] for r in rows))
     per_metric = {metric: [np.array([r[metric] for r in rows if r["method"] == m], dtype=float) for m in methods]
                   for metric in metrics_shown}
@@ -343,6 +365,8 @@ def plot_examples(result: dict, methods: list[str] | None = None, image: int = 0
     (``error_maps``): the absolute difference |prediction - GT| on one common scale (the 99th
     percentile over all shown methods unless ``max_error``), so that darker means closer to the GT.
     """
+    import numpy as np
+
     predictions = result["predictions"]
     methods = list(predictions) if methods is None else list(methods)
     unknown = [m for m in methods if m not in predictions]
@@ -482,7 +506,7 @@ def add_parser(subparsers) -> None:
                    help="auto: bf16 on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU (teachdiff.precision)")
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
-    from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.sampling import FAST_SAMPLING, PAPER_SAMPLING
 
     fast, paper = FAST_SAMPLING, PAPER_SAMPLING
     p.add_argument("--samples", type=positive_int, help=f"samples averaged for DDPM-avg (default: the preset's; "
@@ -498,7 +522,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--test-images", type=positive_int, help="score only the first N test patches")
     p.add_argument("--train", action="store_true",
                    help="train every model with the preset even where the model zoo has one")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     p.set_defaults(func=_run)
 
 
