@@ -248,6 +248,8 @@ def machine() -> str:
 
 
 def release(dataset: str, model: str, runs: Path, table: list[dict]) -> zoo.ZooEntry:
+    from teachdiff import datacard
+
     run = runs / dataset / "models" / model
     length = run_length(run)
     cfg, method_cfg, _ = recipe(dataset, model, length=length)
@@ -274,7 +276,7 @@ def release(dataset: str, model: str, runs: Path, table: list[dict]) -> zoo.ZooE
         url=f"https://github.com/teachdiff/teachdiff/raw/main/src/teachdiff/weights/{file}",
         command=command(dataset, model, length), seed=cfg.seed,
         train_seconds=round(sum(r.get("seconds", 0.0) for r in history), 1), machine=machine(),
-        steps=state["step"], scores=scores, notes=notes)
+        steps=state["step"], scores=scores, notes=notes, data_card=datacard.for_checkpoint(state))
 
 
 DDPM_CHOICE = "tiny-ema"  # the ddpm_study.py candidate that recipe() trains; see study_summary
