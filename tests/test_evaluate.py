@@ -175,7 +175,8 @@ def test_evaluate_scores_small_images_with_fewer_ms_ssim_scales(tmp_path, capsys
     for i in range(3):
         gt = ground_truth(i)[:100, :120]  # under 176²: 5 scales do not fit, 4 (from 88 px) do
         Image.fromarray(gt).save(gt_dir / f"img_{i}.png")
-        Image.fromarray(np.clip(gt + rng.normal(0, 5, gt.shape), 0, 255).astype(np.uint8)).save(pred_dir / f"img_{i}.png")
+        noisy = np.clip(gt + rng.normal(0, 5, gt.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(pred_dir / f"img_{i}.png")
     argv = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-lpips", "--no-progress"]
     assert cli.main(argv + ["--out", str(tmp_path / "a.csv")]) == 1
     err = capsys.readouterr().err

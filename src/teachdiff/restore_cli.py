@@ -161,7 +161,7 @@ def run(args) -> int:
     if args.compile:  # load_method has laid the network out for inference already
         precision.prepare_network(method, device, compile=True, training=False)
     name = args.model or str(args.checkpoint)
-    ignored = [option for option in SAMPLING_OPTIONS if option in args.given]
+    ignored = [option for option in SAMPLING_OPTIONS if option in getattr(args, "given", ())]
     if ignored and method.kind != "ddpm":
         warnings.warn(f"{' '.join(ignored)} ignored: {name} is a {method.kind} model, a deterministic regression "
                       "that restores each image once; only the DDPM samples (and so averages samples and gives "

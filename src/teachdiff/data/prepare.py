@@ -430,9 +430,10 @@ def duplicate_target_groups(pairs: Sequence[FilePair | ArrayPair], progress: boo
     Two targets match when their pixels are equal (a hash of the decoded image, so a TIFF and a
     PNG of one image match) or when their thumbnails (z-mean, block-averaged to 64 px a side)
     correlate at ``DUPLICATE_CORRELATION`` or more (targets of one FOV averaged from different
-    captures). Each target is decoded once; one that cannot be decoded is left out. On small,
-    noisy targets a near-copy can be missed (two 6-capture averages of a 96² synthetic zebrafish
-    field correlate at 0.78, of a 256² one at 0.98); exact copies are always found.
+    captures). Each target is decoded once; one that cannot be decoded, or is constant (a blank
+    image says nothing about its field), is left out. On small, noisy targets a near-copy can be
+    missed (two 6-capture averages of a 96² synthetic zebrafish field correlate at 0.78, of a 256²
+    one at 0.98); exact copies are always found.
     """
     from tqdm.auto import tqdm
 
@@ -466,6 +467,8 @@ def duplicate_target_groups(pairs: Sequence[FilePair | ArrayPair], progress: boo
             y = _crop(read_image(pair.y_path), pair.y_crop, pair.shape) if isinstance(pair, FilePair) else pair.y
         except ValueError:  # undecodable: `teachdiff data check` reports it, training fails on it by name
             continue
+        if y.min() == y.max():  # a blank target says nothing about which field it shows
+            continue
         digest = (y.shape, str(y.dtype), hashlib.sha1(np.ascontiguousarray(y).tobytes()).hexdigest())
         if digest in by_hash:
             join(fovs[0], by_hash[digest])
@@ -483,7 +486,8 @@ def duplicate_target_groups(pairs: Sequence[FilePair | ArrayPair], progress: boo
     groups: dict[str, list[str]] = {}
     for fov in parent:
         groups.setdefault(root(fov), []).append(fov)
-    return sorted((sorted(g, key=_natural_key) for g in groups.values() if len(g) > 1), key=lambda g: _natural_key(g[0]))
+    merged = [sorted(g, key=_natural_key) for g in groups.values() if len(g) > 1]
+    return sorted(merged, key=lambda g: _natural_key(g[0]))
 
 
 def describe_duplicate_groups(groups: list[list[str]]) -> str:
