@@ -95,7 +95,7 @@ def test_simulate_into_an_existing_file_is_a_clear_error(tmp_path, capsys):
     target.write_text("keep me")
     assert main(["data", "simulate", str(target), "--case", "zebrafish", "--n-fov", "3", "--size", "32"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("teachdiff data: error:") and "is a file" in err and "Traceback" not in err
+    assert err.startswith("teachdiff data simulate: error:") and "is a file" in err and "Traceback" not in err
     assert target.read_text() == "keep me"
 
 
@@ -114,3 +114,75 @@ def test_restore_checkpoint_may_be_a_run_folder(tmp_path, capsys):
     assert main(argv) == 0
     assert f"using {run / 'best.pt'}" in capsys.readouterr().out
     assert (tmp_path / "out" / "in_mean.tif").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 27: one style for every command, and a fast --help
+# ----------------------------------------------------------------------------------------------
+
+WITH_PROGRESS_BARS = [  # every (sub)command that draws a progress bar
+    ["data", "check", "folder"],
+    ["data", "download", "zebrafish"],
+    TRAIN,
+    RESTORE,
+    ["evaluate", "--pred", "p", "--gt", "g", "--out", "s.csv"],
+    ["reproduce", "zebrafish", "--out", "unused"],
+    ["weights", "fetch", "some-model"],
+]
+
+
+@pytest.mark.parametrize("argv", WITH_PROGRESS_BARS, ids=[" ".join(a[:2]) for a in WITH_PROGRESS_BARS])
+def test_every_subcommand_with_progress_bars_accepts_no_progress(argv):
+    from teachdiff.cli import build_parser
+
+    args = build_parser().parse_args(argv + ["--no-progress"])
+    assert args.no_progress is True
+
+
+def test_data_check_no_progress_prints_no_bar(tmp_path, capsys):
+    assert main(["data", "simulate", str(tmp_path / "toy"), "--case", "mitochondria", "--n-fov", "3",
+                 "--size", "64"]) == 0
+    capsys.readouterr()
+    argv = ["data", "check", str(tmp_path / "toy"), "--dataset", "mitochondria", "--patch-size", "32"]
+    assert main(argv) == 0
+    assert "%|" in capsys.readouterr().err  # the decoding bar
+    assert main(argv + ["--no-progress"]) == 0
+    assert "%|" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, prog", [(["data", "check", "x", "--bogus"], "teachdiff data check"),
+                                        (["restore", "in.tif", "--model", "m", "--out", "o", "--fast"],
+                                         "teachdiff restore"),
+                                        (["weights", "list", "--all"], "teachdiff weights list")])
+def test_an_unknown_option_prints_the_usage_of_its_subcommand(argv, prog, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {prog} ") and f"{prog}: error: unrecognized arguments: {argv[-1]}" in err
+
+
+def test_errors_of_every_subcommand_have_one_prefix_naming_it(tmp_path, capsys):
+    cases = [(["data", "check", str(tmp_path / "missing")], "teachdiff data check: error: "),
+             (["weights", "path", "no-such-model"], "teachdiff weights path: error: "),
+             (["weights", "suggest", str(tmp_path / "missing.tif")], "teachdiff weights suggest: error: "),
+             (["evaluate", "--pred", str(tmp_path), "--gt", str(tmp_path / "g"), "--out", str(tmp_path / "s.csv")],
+              "teachdiff evaluate: error: ")]
+    for argv, prefix in cases:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(prefix) and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["weights", "list"], ["restore", "--help"], ["data", "list"]])
+def test_help_and_weights_list_do_not_import_torch(argv):
+    """`teachdiff --help` and `weights list` answer without importing torch, SciPy or matplotlib (the
+    seconds those take are what made them slow); checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom teachdiff.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'scipy', 'matplotlib', 'skimage') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout[-300:]
+    assert "usage: teachdiff" in run.stdout or "synthetic-microtubules" in run.stdout

@@ -82,3 +82,64 @@ def test_simulated_zebrafish_folder_trains_as_the_zebrafish_dataset(tmp_path, ca
     assert main(["train", "--dataset", "zebrafish", "--data-root", str(data), "--max-steps", "1", "--batch-size", "2",
                  "--out", str(run), "--no-progress"]) == 0
     assert (run / "last.pt").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 27: duplicated targets mean one field of view, whatever the file names say
+# ----------------------------------------------------------------------------------------------
+
+
+def _flat_folder_with_one_fov_four_times(root, near: bool):
+    """FMD-style captures saved flat: raw/capK.png + gt/capK.png of ONE field (the same target, or
+    with ``near`` averages of 6 different captures of it), plus four other fields of their own. 256²:
+    on much smaller images the noise of a 6-capture average hides the match."""
+    import numpy as np
+
+    from teachdiff.data.io import write_image
+    from teachdiff.data.synthetic import simulate_captures, simulate_pair
+
+    field = simulate_pair("zebrafish", 256, seed=100)
+    captures = simulate_captures(field, 24, seed=1)
+    for k in range(4):
+        target = np.mean(captures[6 * k:6 * k + 6], axis=0).round().astype(np.uint8) if near else field.y
+        write_image(root / "raw" / f"cap{k}.png", captures[k])
+        write_image(root / "gt" / f"cap{k}.png", target)
+    for k in range(4):
+        other = simulate_pair("zebrafish", 256, seed=10 + k)
+        write_image(root / "raw" / f"other{k}.png", other.x)
+        write_image(root / "gt" / f"other{k}.png", other.y)
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_data_check_groups_fovs_with_identical_targets_and_says_so(tmp_path, capsys, near):
+    _flat_folder_with_one_fov_four_times(tmp_path, near)
+    assert main(["data", "check", str(tmp_path), "--patch-size", "64", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "4 FOVs with duplicated targets grouped into 1" in out
+    assert "cap0, cap1, cap2, cap3 -> FOV 'cap0'" in out and "raw/<fov>/<capture>.tif" in out
+    from teachdiff.data.folder import FolderConfig, prepare_folder
+
+    with pytest.warns(UserWarning, match="identical or near-identical targets"):  # training says so too
+        sets = prepare_folder(FolderConfig(str(tmp_path)), patch_size=64, progress=False)
+    holding = [split for split, ps in sets.items() if any(p.name.startswith("cap") for p in ps.pairs)]
+    assert len(holding) == 1 and len([p for p in sets[holding[0]].pairs if p.name.startswith("cap")]) == 4
+    assert sets["train"].merged_fovs == [["cap0", "cap1", "cap2", "cap3"]]
+    assert sum(len(ps.fovs) for ps in sets.values()) == 5  # the four other fields stay apart
+
+
+def test_distinct_fields_with_similar_content_are_not_grouped(tmp_path):
+    """Different fields of one kind of sample, even under a shared illumination falloff, do not
+    correlate like one field's targets do: nothing is merged."""
+    import numpy as np
+
+    from teachdiff.data.io import write_image
+    from teachdiff.data.prepare import duplicate_target_groups, find_pairs
+    from teachdiff.data.synthetic import simulate_pair
+
+    yy, xx = np.mgrid[:128, :128]
+    falloff = np.exp(-((yy - 64) ** 2 + (xx - 64) ** 2) / (2 * 40**2))
+    for k in range(6):
+        pair = simulate_pair("zebrafish", 128, seed=20 + k)
+        write_image(tmp_path / "raw" / f"f{k}.png", pair.x)
+        write_image(tmp_path / "gt" / f"f{k}.png", np.clip(pair.y * falloff * 2 + 10, 0, 255).astype(np.uint8))
+    assert duplicate_target_groups(find_pairs(tmp_path)[None]) == []

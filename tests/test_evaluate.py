@@ -139,3 +139,55 @@ def run(pred_dir, gt_dir, out, *extra: str) -> int:
 
 def test_command_is_registered():
     assert "teachdiff.evaluate" in cli.COMMAND_MODULES
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 27: NaN predictions are named; images under 176² are scored with fewer MS-SSIM scales
+# ----------------------------------------------------------------------------------------------
+
+
+def test_evaluate_names_nan_predictions_with_count_and_file(tmp_path, capsys):
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    for i in range(3):
+        gt = ground_truth(i)
+        Image.fromarray(gt).save(gt_dir / f"img_{i}.png")
+        pred = gt.astype(np.float32)
+        if i == 1:
+            pred[:10, :5] = np.nan  # 50 NaN pixels, as a failed restoration writes them
+            pred[20, 20] = np.inf
+        tifffile.imwrite(pred_dir / f"img_{i}.tif", pred)
+    argv = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-lpips", "--out", str(tmp_path / "s.csv")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("teachdiff evaluate: error:") and "NaN or infinite values in 1 file(s)" in err
+    assert f"{pred_dir / 'img_1.tif'}: 50 NaN and 1 infinite of {SIZE * SIZE} pixels" in err
+    assert "--pred-range" not in err and "look like" not in err  # not the scale misdiagnosis
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_evaluate_scores_small_images_with_fewer_ms_ssim_scales(tmp_path, capsys):
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        gt = ground_truth(i)[:100, :120]  # under 176²: 5 scales do not fit, 4 (from 88 px) do
+        Image.fromarray(gt).save(gt_dir / f"img_{i}.png")
+        noisy = np.clip(gt + rng.normal(0, 5, gt.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(pred_dir / f"img_{i}.png")
+    argv = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-lpips", "--no-progress"]
+    assert cli.main(argv + ["--out", str(tmp_path / "a.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "100x120 pixels, smaller than the 176x176" in err and "pass --ms-ssim-scales 4" in err
+    assert cli.main(argv + ["--out", str(tmp_path / "b.csv"), "--ms-ssim-scales", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "MS-SSIM over 4 scale(s)" in out and "not comparable" in out
+    with open(tmp_path / "b.csv") as handle:
+        scored = [float(r["ms_ssim"]) for r in csv.DictReader(handle)]
+    expected = [metrics.ms_ssim(np.asarray(Image.open(pred_dir / f"img_{i}.png"), dtype=np.float64),
+                                np.asarray(Image.open(gt_dir / f"img_{i}.png"), dtype=np.float64), scales=4)
+                for i in range(3)]
+    np.testing.assert_allclose(scored, expected, rtol=1e-6)
+    assert all(0.5 < s < 1 for s in scored)

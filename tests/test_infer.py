@@ -386,29 +386,55 @@ def test_batching_tiles_and_samples_gives_the_same_result_as_one_at_a_time():
     assert meters[1].done == meters[1].total == math.ceil(tiles * 3 / 7) * 3
 
 
-class FakeClock:
-    """Time advances by ``per_call`` seconds at every reading after the first."""
+class TimedOracle(GaussianOracle):
+    """The oracle on a fake clock: its first call takes ``warmup`` seconds, every later one ``per_call``."""
 
-    def __init__(self, per_call):
-        self.now, self.per_call = 0.0, per_call
+    def __init__(self, warmup, per_call):
+        super().__init__()
+        self.now, self.warmup, self.per_call, self.calls = 0.0, warmup, per_call, 0
 
-    def __call__(self):
-        value = self.now
-        self.now += self.per_call
-        return value
+    def clock(self):
+        return self.now
+
+    def forward(self, *args):
+        self.now += self.warmup if self.calls == 0 else self.per_call
+        self.calls += 1
+        return super().forward(*args)
 
 
 @pytest.mark.parametrize("per_call, warned", [(5.0, True), (0.1, False)])
 def test_slow_sampler_warning_fires_when_the_estimate_exceeds_the_threshold(per_call, warned):
     messages = []
-    meter = CallProgress(slow_after_s=60, hint="try DDIM", clock=FakeClock(per_call), write=messages.append)
-    restore_image(GaussianOracle(), np.zeros((20, 20), dtype=np.uint8), NoiseSchedule(T=20), n_samples=2,
+    model = TimedOracle(per_call, per_call)
+    meter = CallProgress(slow_after_s=60, hint="try DDIM", clock=model.clock, write=messages.append)
+    restore_image(model, np.zeros((20, 20), dtype=np.uint8), NoiseSchedule(T=20), n_samples=2,
                   tile=None, progress=meter)
     meter.close()
-    assert meter.total == 20 and meter.estimate_s == pytest.approx(20 * per_call)  # first call x calls
+    assert meter.total == 20 and meter.estimate_s == pytest.approx(20 * per_call)  # calls x time per call
     assert len(messages) == warned
     if warned:
         assert "about 1.7 min" in messages[0] and "try DDIM" in messages[0]
+
+
+def test_time_estimate_leaves_the_warm_up_call_out():
+    """A first call 1000x slower than the rest (allocation, kernel choice) counts once, not once per
+    call: 20 calls of 0.1 s after a 100 s warm-up take 101.9 s, not the 2000 s the first call implies."""
+    messages = []
+    model = TimedOracle(warmup=100.0, per_call=0.1)
+    meter = CallProgress(slow_after_s=300, hint="try DDIM", clock=model.clock, write=messages.append)
+    restore_image(model, np.zeros((20, 20), dtype=np.uint8), NoiseSchedule(T=20), n_samples=2,
+                  tile=None, progress=meter)
+    meter.close()
+    assert meter.total == model.calls == 20
+    assert meter.estimate_s == pytest.approx(100.0 + 19 * 0.1) and model.now == pytest.approx(meter.estimate_s)
+    assert messages == []
+    slow = TimedOracle(warmup=100.0, per_call=30.0)  # a slow run still warns, at the later calls' rate
+    meter = CallProgress(slow_after_s=300, clock=slow.clock, write=messages.append)
+    restore_image(slow, np.zeros((20, 20), dtype=np.uint8), NoiseSchedule(T=20), n_samples=2, tile=None,
+                  progress=meter)
+    meter.close()
+    assert meter.estimate_s == pytest.approx(100.0 + 19 * 30.0) and len(messages) == 1
+    assert "about 11.2 min" in messages[0] and "warm-up" in messages[0]
 
 
 def test_progress_counts_the_calls_of_every_slice_of_a_stack():

@@ -261,3 +261,84 @@ def test_fast_setting_hint_points_slower_runs_to_the_fast_setting():
     assert f"--samples {FAST_SAMPLING.samples}" in fast_setting_hint("ddim", FAST_SAMPLING.steps, 30)
     already_fast = fast_setting_hint("ddim", FAST_SAMPLING.steps, FAST_SAMPLING.samples)
     assert "--steps" not in already_fast and "fewer --samples" in already_fast and "--device cuda" in already_fast
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 27: regression models do not sample; intervals that cannot reach their level; small images
+# ----------------------------------------------------------------------------------------------
+
+
+def _care_checkpoint(path):
+    from teachdiff.baselines.care import CARE, CAREConfig
+    from teachdiff.train import save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(path, CARE(CAREConfig(depth=1, base_filters=4)))
+
+
+def test_restore_refuses_an_interval_for_a_regression_model(images, tmp_path, capsys):
+    flat, _ = images
+    negate = types.SimpleNamespace(kind="care", restore=lambda x: -x)
+    with pytest.raises(ValueError, match="only the DDPM samples"):
+        restore_files(negate, [flat], tmp_path / "out", interval=0.9, progress=False, model_name="my-care")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    ckpt = _care_checkpoint(tmp_path / "care.pt")
+    argv = ["restore", "--checkpoint", str(ckpt), str(flat), "--out", str(tmp_path / "cli"), "--no-progress"]
+    assert main(argv + ["--interval", "0.9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("teachdiff restore: error: --interval needs samples") and "care model" in err
+
+
+def test_restore_warns_that_a_regression_model_ignores_the_sampling_options(images, tmp_path, capsys):
+    flat, _ = images
+    ckpt = _care_checkpoint(tmp_path / "care.pt")
+    argv = ["restore", "--checkpoint", str(ckpt), str(flat), "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "a"), "--samples", "15", "--sampler", "ddpm"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --samples --sampler ignored" in err and "only the DDPM samples" in err
+    assert (tmp_path / "a" / "fov_8bit_restored.tif").is_file()
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 0  # the defaults alone: nothing to warn about
+    assert "ignored" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("samples, level, needed", [(2, 0.9, 19), (8, 0.9, 19), (15, 0.95, 39)])
+def test_restore_warns_when_the_samples_cannot_reach_the_interval_level(images, tmp_path, samples, level, needed):
+    flat, _ = images
+    with pytest.warns(UserWarning, match=rf"cannot reach {level:.0%}; pass --samples {needed} or more"):
+        restore_files(ddpm_method(), [flat], tmp_path / "out", n_samples=samples, sampler="ddim", steps=1,
+                      tile=None, interval=level, progress=False)
+    assert (samples - 1) / (samples + 1) < level <= (needed - 1) / (needed + 1)  # independent of the code
+    assert (needed - 2) / needed < level  # and needed - 1 samples would not do
+
+
+def test_restore_does_not_warn_when_the_samples_can_reach_the_level_or_it_is_calibrated(images, tmp_path):
+    import warnings
+
+    from teachdiff.metrics import ConformalScale
+
+    flat, _ = images
+    big = tmp_path / "in" / "big.tif"
+    tifffile.imwrite(big, np.random.default_rng(1).integers(0, 256, size=(64, 64), dtype=np.uint8))
+    calibration = ConformalScale(level=0.9, scale=2.0, min_std=0.5, settings={})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore_files(ddpm_method(), [big], tmp_path / "a", n_samples=3, sampler="ddim", steps=1, tile=None,
+                      interval=0.5, progress=False)
+        restore_files(ddpm_method(), [big], tmp_path / "b", n_samples=3, sampler="ddim", steps=1, tile=None,
+                      interval=0.9, calibration=calibration, progress=False)
+
+
+def test_restore_warns_when_the_image_is_smaller_than_the_training_patch(tmp_path):
+    tiny = tmp_path / "tiny.tif"
+    tifffile.imwrite(tiny, np.full((2, 2), 7, dtype=np.uint8))
+    method = ddpm_method()  # a U-Net of 64² patches and no data card: its image_size is the patch
+    with pytest.warns(UserWarning, match="2x2 pixels is smaller than the 64x64 patches my-ddpm was trained on"):
+        written = restore_files(method, [tiny], tmp_path / "out", n_samples=2, sampler="ddim", steps=1,
+                                progress=False, model_name="my-ddpm")
+    assert tifffile.imread(tmp_path / "out" / "tiny_mean.tif").shape == (2, 2) and written
+    method.data_card = {"patch_size": 2}  # a model trained on patches this small: nothing to warn about
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore_files(method, [tiny], tmp_path / "out2", n_samples=2, sampler="ddim", steps=1, progress=False)

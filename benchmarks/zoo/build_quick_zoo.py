@@ -262,6 +262,8 @@ def training_record(dataset: str, model: str, runs: Path) -> dict:
 
 
 def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]]) -> zoo.ZooEntry:
+    from teachdiff import datacard
+
     run = runs / dataset / "models" / model
     training = training_record(dataset, model, runs)
     best = run / ("last.pt" if model == "n2v" else "best.pt")
@@ -290,7 +292,7 @@ def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]])
         url=f"https://github.com/teachdiff/teachdiff/raw/main/src/teachdiff/weights/{file}",
         command=command(dataset, model, training["lr"]), seed=protocol.recipe(dataset, model)[0].seed,
         train_seconds=training["wall_seconds"], machine=machine(), steps=state["step"], scores=scores, notes=notes,
-        training=training)
+        training=training, data_card=datacard.for_checkpoint(state))
 
 
 DDPM_CHOICE = "tiny-ema"  # the ddpm_study.py candidate that recipe() trains; see study_summary

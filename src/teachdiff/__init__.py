@@ -7,8 +7,10 @@ models for high-resolution microscopy image restoration", WACV 2025.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __version__ = "0.1.0"
 
@@ -24,6 +26,8 @@ def device(prefer: str | None = None) -> torch.device:
     a name torch does not know, or a device this machine does not have, is a ``ValueError``
     that says which devices there are.
     """
+    import torch  # here, not at the top: `teachdiff --help` must not pay for importing torch
+
     if prefer is not None:
         return _available_device(prefer)
     if torch.cuda.is_available():
@@ -36,6 +40,8 @@ def device(prefer: str | None = None) -> torch.device:
 
 def _available_device(name: str | torch.device) -> torch.device:
     """``torch.device(name)`` after checking that this machine has that device."""
+    import torch
+
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError):
@@ -59,6 +65,8 @@ def _available_device(name: str | torch.device) -> torch.device:
 
 
 def _device_list() -> str:
+    import torch
+
     names = ["cpu"]
     if torch.cuda.is_available():
         names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
@@ -78,6 +86,7 @@ def seed_everything(seed: int) -> torch.Generator:
     import random
 
     import numpy as np
+    import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)

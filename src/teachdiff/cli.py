@@ -4,6 +4,12 @@ Each command lives next to the code it drives and exposes ``add_parser(subparser
 adds its sub-parser and sets ``func`` (a callable taking the parsed arguments and returning
 an exit code). This file only wires them together and turns expected errors into a one-line
 message and a non-zero exit code instead of a traceback.
+
+One style for every command: a usage error prints the usage of the (sub)command it concerns
+and ``teachdiff data check: error: ...``; an error while the command runs prints the same
+prefix, and a warning ``warning: ...``. Command modules import torch, SciPy and the like inside
+the functions that use them, so that ``teachdiff --help`` and ``teachdiff weights list`` answer
+at once (``tests/test_cli_errors.py`` checks that ``--help`` leaves torch unimported).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ COMMAND_MODULES = [
     "teachdiff.train_cli",
     "teachdiff.restore_cli",
     "teachdiff.evaluate",
-    "teachdiff.reproduce",
+    "teachdiff.reproduce_cli",
     "teachdiff.zoo",
 ]
 
@@ -83,7 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
+    _name_every_parser(parser)
     return parser
+
+
+def _name_every_parser(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)parser stores itself as ``_parser``: the innermost one chosen wins, so errors can
+    print the usage and name of the command they concern (``teachdiff data check: error: ...``)."""
+    parser.set_defaults(_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _name_every_parser(sub)
 
 
 @contextlib.contextmanager
@@ -93,7 +110,8 @@ def warnings_above_progress_bars():
     from tqdm.auto import tqdm
 
     def show(message, category, filename, lineno, file=None, line=None):
-        tqdm.write(f"{category.__name__}: {message}", file=file or sys.stderr)
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        tqdm.write(f"warning{kind}: {message}", file=file or sys.stderr)
 
     original = warnings.showwarning
     warnings.showwarning = show
@@ -111,7 +129,10 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    command = getattr(args, "_parser", parser)
+    if unknown:  # argparse would print the top-level usage; the command's own is the helpful one
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -119,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         with warnings_above_progress_bars():
             return int(args.func(args) or 0)
     except (CommandError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
-        print(f"teachdiff {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command.prog}: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print(f"teachdiff {args.command}: interrupted", file=sys.stderr)
+        print(f"{command.prog}: interrupted", file=sys.stderr)
         return 130
 
 

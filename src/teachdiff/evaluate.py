@@ -28,9 +28,14 @@ values fit in 12 or 14 bits gets a warning that suggests the flag.
 Predictions on another scale than the ground truth (floats in [0, 1], network outputs in
 [-1, 1], floats on the 16-bit scale) would give wrong numbers silently; they are refused with a
 message unless ``--pred-range LOW HIGH`` says what the prediction values span (they are then
-mapped linearly onto 0..255). A resolution at the first radius of the decorrelation grid (no peak:
-2 x 49 pixels, a property of the grid, not of the image) is reported as nan
+mapped linearly onto 0..255). Predictions holding NaN or infinite values (a failed restoration)
+are refused with the file names and counts. A resolution at the first radius of the decorrelation
+grid (no peak: 2 x 49 pixels, a property of the grid, not of the image) is reported as nan
 (:func:`teachdiff.metrics.without_grid_floor`).
+
+MS-SSIM uses 5 scales, as the paper, which needs images of at least 176 x 176 pixels; smaller
+images are refused with the number of scales that fits, which ``--ms-ssim-scales`` accepts (the
+exponents of the scales kept are renormalised: such values are not comparable with the paper's).
 """
 
 from __future__ import annotations
@@ -42,15 +47,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
-from teachdiff import metrics, stats
-from teachdiff.cli import positive_float
+from teachdiff.cli import positive_float, positive_int
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
 UINT16_DIVISOR = 257.0
+MS_SSIM_SCALES = 5  # the paper's (torchmetrics' default)
 SCORED_RESTORE_OUTPUTS = {"_mean": "DDPM-avg, the mean of the samples", "_restored": "a baseline's output"}
 """``teachdiff restore``'s output name suffixes that are predictions, and what they hold."""
 UNSCORED_RESTORE_OUTPUTS = ("_sample", "_std", "_entropy")
@@ -95,6 +102,10 @@ def add_parser(subparsers) -> None:
                         help="all images (integer and float) are on 0..2^B-1, e.g. 12 for 12-bit camera data in "
                         "16-bit files (default: 8-bit and float as 0..255, 16-bit divided by 257)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported as nan)")
+    parser.add_argument("--ms-ssim-scales", type=positive_int, default=MS_SSIM_SCALES, metavar="N",
+                        help=f"scales of MS-SSIM (default {MS_SSIM_SCALES}, the paper's, for images of at least "
+                        "176 x 176; fewer for smaller images: 4 from 88, 3 from 44, 2 from 22; not comparable "
+                        "with the paper's values)")
     parser.add_argument(
         "--pred-range",
         nargs=2,
@@ -109,6 +120,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from teachdiff import metrics, stats
+
     for target in (args.out, args.table):
         if target is not None:
             _check_writable(target, args.overwrite)
@@ -121,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     if bit_depth is not None and not 1 <= bit_depth <= 16:
         raise ValueError(f"--bit-depth must be between 1 and 16 (e.g. 12), got {bit_depth}.")
     progress = not getattr(args, "no_progress", False)
+    scales = getattr(args, "ms_ssim_scales", MS_SSIM_SCALES)
+    if not 1 <= scales <= MS_SSIM_SCALES:
+        raise ValueError(f"--ms-ssim-scales must be between 1 and {MS_SSIM_SCALES}, got {scales}.")
     notes: list[str] = []
     gt_files = _image_files(args.gt, "--gt", notes)
     method_dirs = _method_dirs(args.pred, args.methods)
@@ -129,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         for method, folder in method_dirs.items()
     }
     names = _common_names(predictions, gt_files, notes)
-    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range, bit_depth)
+    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range, bit_depth, scales)
 
     rows = []
     no_peak = 0
@@ -138,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             pred_path, gt_path = matched[name], gt_files[name]
             pred = _to_255(read_image_255(pred_path, bit_depth)[0], pred_range)
             gt = read_image_255(gt_path, bit_depth)[0]
-            measured = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips)
+            measured = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips,
+                                        ms_ssim_scales=scales)
             scores = metrics.without_grid_floor(measured, args.pixel_size)
             no_peak += np.isfinite(measured["resolution"]) and not np.isfinite(scores["resolution"])
             rows.append({"method": method, "image": name, "pixel_size": args.pixel_size, **scores})
@@ -168,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {converted_16bit} 16-bit image(s) were put on 0..255 by dividing by 257.")
     if pred_range is not None:
         print(f"note: predictions were mapped from [{pred_range[0]:g}, {pred_range[1]:g}] onto 0..255 (--pred-range).")
+    if scales != MS_SSIM_SCALES:
+        print(f"note: MS-SSIM over {scales} scale(s) (--ms-ssim-scales; exponents renormalised): not comparable "
+              f"with the paper's {MS_SSIM_SCALES}-scale values.")
     print(f"Scored {len(rows)} image(s) of {len(method_dirs)} method(s); per-image scores: {args.out}")
     print(f"Medians [95% bootstrap CI]; stars: Mood's median test against {next(iter(method_dirs))} "
           "(*** p<.001, ** p<.01, * p<.05, ns); resolution in units of --pixel-size.")
@@ -183,6 +206,8 @@ def read_image_255(path: Path, bit_depth: int | None = None) -> tuple[np.ndarray
     by 255 / (2^B - 1). With ``bit_depth`` B given, every image (integer or float) is taken to be
     on 0..2^B-1 and scaled so; values beyond that range are an error.
     """
+    import numpy as np
+
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -356,11 +381,18 @@ def _check_ranges(
     names: list[str],
     pred_range: tuple[float, float] | None,
     bit_depth: int | None = None,
+    ms_ssim_scales: int = MS_SSIM_SCALES,
 ) -> int:
-    """Read every pair once before scoring: same shape, and predictions on the ground truth's
-    0..255 scale (after ``--pred-range``); returns how many 16-bit images were converted.
-    Warns (stderr) when 16-bit ground truth holds 12- or 14-bit content and no ``bit_depth`` is given."""
+    """Read every pair once before scoring: same shape, finite values, large enough for MS-SSIM
+    with ``ms_ssim_scales``, and predictions on the ground truth's 0..255 scale (after
+    ``--pred-range``); returns how many 16-bit images were converted. Warns when 16-bit ground
+    truth holds 12- or 14-bit content and no ``bit_depth`` is given."""
+    import warnings
+
+    import numpy as np
+
     from teachdiff.data.folder import bit_depth_warning
+    from teachdiff.metrics import ms_ssim_min_size
 
     converted = 0
     gt_top = 0.0
@@ -368,15 +400,26 @@ def _check_ranges(
     gt_shapes = {}
     for name in names:
         gt, was_16 = read_image_255(gts[name], bit_depth)
+        _refuse_non_finite("the ground truth", _non_finite(gts[name], gt))
         converted += was_16
         gt_top, gt_shapes[name] = max(gt_top, float(gt.max())), gt.shape
         if was_16 and float(gt.max()) * UINT16_DIVISOR >= gt_16_top:
             gt_16_top, gt_16_example = float(gt.max()) * UINT16_DIVISOR, gts[name]
+    smallest = min(gt_shapes.items(), key=lambda item: min(item[1]))
+    if min(smallest[1]) < ms_ssim_min_size(ms_ssim_scales):
+        fits = [k for k in range(MS_SSIM_SCALES, 0, -1) if ms_ssim_min_size(k) <= min(smallest[1])]
+        fix = (f"pass --ms-ssim-scales {fits[0]} (the most that fit; not comparable with the paper's "
+               f"{MS_SSIM_SCALES}-scale values), or score larger crops (the paper's are 256 x 256)") if fits else \
+            f"score larger crops: even 1 scale needs {ms_ssim_min_size(1)} pixels a side"
+        raise ValueError(f"{gts[smallest[0]]} is {smallest[1][0]}x{smallest[1][1]} pixels, smaller than the "
+                         f"{ms_ssim_min_size(ms_ssim_scales)}x{ms_ssim_min_size(ms_ssim_scales)} that MS-SSIM with "
+                         f"{ms_ssim_scales} scales and its 11x11 window needs; {fix}.")
     warning = bit_depth_warning(gt_16_top, 16, f"ground truth (e.g. {gt_16_example})") if gt_16_example else None
     if warning:
-        tqdm.write(f"warning: {warning}", file=sys.stderr)
+        warnings.warn(warning, UserWarning, stacklevel=2)
     for method, matched in predictions.items():
         low, high = np.inf, -np.inf
+        broken = []
         for name in names:
             raw, was_16 = read_image_255(matched[name], bit_depth)
             converted += was_16
@@ -386,7 +429,11 @@ def _check_ranges(
                     f"{matched[name]} has shape {pred.shape} but {gts[name]} has shape {gt_shapes[name]}; "
                     "predictions must cover the same pixels as their ground truth."
                 )
-            low, high = min(low, float(pred.min())), max(high, float(pred.max()))
+            broken += _non_finite(matched[name], pred)
+            finite = pred[np.isfinite(pred)]
+            if finite.size:
+                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        _refuse_non_finite(f"{method}: the predictions", broken)
         problem = _scale_problem(low, high, gt_top)
         if problem:
             fix = ("the --pred-range given does not fit these values; correct it" if pred_range is not None
@@ -397,6 +444,28 @@ def _check_ranges(
                 + (" 12- or 14-bit data in 16-bit files? Then pass --bit-depth." if warning else "")
             )
     return converted
+
+
+def _non_finite(path: Path, image) -> list[tuple[Path, int, int, int]]:
+    """``[(path, NaN count, infinite count, pixels)]`` when ``image`` holds any, else ``[]``."""
+    import numpy as np
+
+    nan = int(np.isnan(image).sum())
+    inf = int(np.isinf(image).sum())
+    return [(path, nan, inf, int(image.size))] if nan or inf else []
+
+
+def _refuse_non_finite(what: str, broken: list[tuple[Path, int, int, int]]) -> None:
+    """A clear error naming the files with NaN or infinite values and how many (none: nothing)."""
+    if not broken:
+        return
+    listed = "; ".join(f"{path}: " + " and ".join(f"{count} {kind}" for count, kind in ((nan, "NaN"), (inf, "infinite"))
+                                                  if count) + f" of {size} pixels"
+                       for path, nan, inf, size in broken[:5])
+    more = f"; and {len(broken) - 5} more file(s)" if len(broken) > 5 else ""
+    raise ValueError(f"{what} hold NaN or infinite values in {len(broken)} file(s): {listed}{more}. A restoration "
+                     "that produced them failed (e.g. a diverged model, or fp16 overflow: restore again with "
+                     "--precision fp32); scores of such images mean nothing, so fix or remove these files.")
 
 
 def _scale_problem(low: float, high: float, gt_top: float) -> tuple[str, str] | None:

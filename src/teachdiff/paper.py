@@ -72,3 +72,9 @@ def paper_value(dataset: str, method: str, metric: str) -> float | None:
     """The paper's median for a dataset/method/metric, or None where the paper has none
     (synthetic datasets, the GT row of pixel metrics)."""
     return PAPER_RESULTS.get(dataset, {}).get(method, {}).get(metric)
+
+POSTPROCESSING = ("paper", "none", "all")
+"""How benchmark outputs are post-processed before scoring (:func:`teachdiff.metrics.postprocess`):
+``paper`` as §3.6, ``none`` every output only clipped, ``all`` every output rescaled alike."""
+PAPER_RESCALED = ("care", "n2v", "rcan", "gaussian", "nlm")
+"""The outputs that §3.6 rescales (N2V, CARE, UNet-RCAN), plus the two classical filters."""

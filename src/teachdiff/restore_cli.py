@@ -45,16 +45,15 @@ import argparse
 import json
 import math
 import os
-import sys
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Sequence
 
 from teachdiff.cli import non_negative_int, positive_int, unit_interval, zero_to_one
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXAMPLES = """
 examples:
@@ -83,8 +82,20 @@ INTERVAL_OUTPUTS = ("lower", "upper")
 BASELINE_OUTPUTS = ("restored",)
 
 
+SAMPLING_OPTIONS = ("--samples", "--sampler", "--steps", "--eta")
+
+
+class _Given(argparse.Action):
+    """Store the value and remember that the option was given (its default may equal the value):
+    a regression model ignores the sampling options, and is told so only when they were given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {option_string}
+
+
 def add_parser(subparsers) -> None:
-    from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.sampling import FAST_SAMPLING, PAPER_SAMPLING
 
     p = subparsers.add_parser("restore", help="restore images with a trained model (DDPM-avg + uncertainty)",
                               description=__doc__, epilog=EXAMPLES.format(fast=FAST_SAMPLING),
@@ -96,14 +107,14 @@ def add_parser(subparsers) -> None:
     source.add_argument("--model", help="a trained model from the zoo, by name (`teachdiff weights list`)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     fast, paper = FAST_SAMPLING, PAPER_SAMPLING
-    p.add_argument("--samples", type=positive_int, default=fast.samples,
+    p.add_argument("--samples", type=positive_int, action=_Given, default=fast.samples,
                    help=f"samples averaged into DDPM-avg (default {fast.samples}; the paper: {paper.samples}, §S5)")
-    p.add_argument("--sampler", default=fast.sampler, choices=["ddpm", "ddim", "dpm++"],
+    p.add_argument("--sampler", default=fast.sampler, action=_Given, choices=["ddpm", "ddim", "dpm++"],
                    help="ddpm: the paper's ancestral sampler over all T steps; ddim or dpm++ (DPM-Solver++(2M)): "
                         f"--steps network calls per sample (default {fast.sampler}; the paper: {paper.sampler})")
-    p.add_argument("--steps", type=positive_int, default=fast.steps,
+    p.add_argument("--steps", type=positive_int, action=_Given, default=fast.steps,
                    help=f"steps of ddim / dpm++ (default {fast.steps}; ignored by ddpm, which takes all T)")
-    p.add_argument("--eta", type=zero_to_one, default=fast.eta,
+    p.add_argument("--eta", type=zero_to_one, action=_Given, default=fast.eta,
                    help=f"ddim only: 0 deterministic, 1 fresh noise at every step (default {fast.eta:g})")
     p.add_argument("--interval", type=unit_interval, metavar="LEVEL",
                    help="also write <name>_lower/_upper.tif, a per-pixel interval of this level, e.g. 0.9")
@@ -124,7 +135,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or time warnings (for logs)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, given=frozenset())
 
 
 def run(args) -> int:
@@ -149,11 +160,17 @@ def run(args) -> int:
     precision.set_precision(args.precision)
     if args.compile:  # load_method has laid the network out for inference already
         precision.prepare_network(method, device, compile=True, training=False)
+    name = args.model or str(args.checkpoint)
+    ignored = [option for option in SAMPLING_OPTIONS if option in getattr(args, "given", ())]
+    if ignored and method.kind != "ddpm":
+        warnings.warn(f"{' '.join(ignored)} ignored: {name} is a {method.kind} model, a deterministic regression "
+                      "that restores each image once; only the DDPM samples (and so averages samples and gives "
+                      "uncertainty maps and intervals).", UserWarning, stacklevel=1)
     written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
                             steps=args.steps, tile=_tile_arg(args.tile), overlap=args.overlap, seed=args.seed,
                             batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
                             bit_depth=args.bit_depth, interval=args.interval, calibration=calibration,
-                            eta=args.eta)
+                            eta=args.eta, model_name=name)
     print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
     return 0
 
@@ -172,7 +189,7 @@ def fast_setting_hint(sampler: str, steps: int, n_samples: int) -> str:
     within 2 % of the paper's DDPM-avg) is pointed to it; a run already that fast can only
     drop samples (a noisier mean and uncertainty map) or move to a GPU.
     """
-    from teachdiff.infer import FAST_SAMPLING as fast
+    from teachdiff.sampling import FAST_SAMPLING as fast
 
     flags = []
     if sampler == "ddpm" or steps > fast.steps:
@@ -274,7 +291,7 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
                   sampler: str = "ddpm", steps: int = 20, tile: int | str | None = "auto", overlap: int | None = None,
                   seed: int = 0, batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
                   bit_depth: int | None = None, interval: float | None = None, calibration=None,
-                  eta: float = 0.0, slow_after_s: float = 300.0) -> list[Path]:
+                  eta: float = 0.0, slow_after_s: float = 300.0, model_name: str | None = None) -> list[Path]:
     """Restore image files with a loaded method and write the results; returns the written paths.
 
     ``interval`` (a level in (0, 1)) adds the ``lower``/``upper`` maps: the samples' quantiles,
@@ -292,9 +309,18 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     See the module docstring for the files written. ``tile=None`` restores whole images,
     ``tile="auto"`` picks tiles from the model (:func:`teachdiff.infer.default_tile`; 256 for a
     baseline, whose convolutions cost the same per pixel at any tile size). With ``progress``, a
-    bar over network calls and, when the first call predicts more than ``slow_after_s`` seconds
-    for an image, a warning naming faster flags (:func:`fast_setting_hint`).
+    bar over network calls and, when the calls after the first predict more than ``slow_after_s``
+    seconds for an image, a warning naming faster flags (:func:`fast_setting_hint`).
+
+    Warnings (``UserWarning``, naming ``model_name``): an image whose intensities, after the
+    model's scaling, lie far outside its training inputs' (:func:`teachdiff.datacard.compare` with
+    the model's ``data_card``), an image smaller than the model's training patches, and an
+    ``interval`` that ``n_samples`` cannot reach (:func:`teachdiff.metrics.samples_for_level`).
+    An ``interval`` for a model that does not sample (a baseline) is an error.
     """
+    import torch
+    from tqdm.auto import tqdm
+
     from teachdiff.data import read_image
     from teachdiff.data.folder import restore_normalization
     from teachdiff.infer import restore_deterministic, restore_image
@@ -312,6 +338,24 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
         raise ValueError(f"an interval needs at least 2 samples per pixel; pass --samples 2 or more, not {n_samples}.")
     if calibration is not None and interval is None:
         raise ValueError("a calibration needs an interval level; pass --interval with --calibration.")
+    label = model_name or f"the {getattr(method, 'kind', '?')} model"
+    if interval is not None and not diffusion:
+        raise ValueError(f"--interval needs samples, but {label} is a {getattr(method, 'kind', '?')} model, a "
+                         "deterministic regression with one output per image: only the DDPM samples. Leave out "
+                         "--interval (and --calibration), or restore with a DDPM checkpoint.")
+    if interval is not None and calibration is None:
+        from teachdiff.metrics import samples_for_level
+
+        needed = samples_for_level(interval)
+        if n_samples < needed:
+            warnings.warn(f"--interval {interval:g} from {n_samples} samples: the widest interval of N samples, "
+                          f"[min, max], covers at most (N - 1)/(N + 1) = {(n_samples - 1) / (n_samples + 1):.0%} "
+                          f"even for a perfect model, so this one cannot reach {interval:.0%}; pass --samples "
+                          f"{needed} or more, or --calibration FILE for a calibrated interval.", UserWarning,
+                          stacklevel=2)
+    card = getattr(method, "data_card", None)
+    if card is None and diffusion:  # a checkpoint without a card: the U-Net's training patch size
+        card = {"patch_size": getattr(getattr(network, "config", None), "image_size", 0)}
     outputs = DIFFUSION_OUTPUTS + (INTERVAL_OUTPUTS if interval is not None else ())
     plan = plan_outputs(inputs, out_dir, outputs if diffusion else BASELINE_OUTPUTS, overwrite)
     if isinstance(method, torch.nn.Module):
@@ -331,7 +375,8 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
         image = read_image(path)  # (Z, H, W) uint8 / uint16
         scaling, warning = restore_normalization(getattr(method, "normalization", None), image, str(path), bit_depth)
         if warning:
-            tqdm.write(f"warning: {warning}", file=sys.stderr)
+            warnings.warn(warning, UserWarning, stacklevel=2)
+        _warn_unlike_training(path, image, scaling, card, label)
         stack = image[0] if image.shape[0] == 1 else image
         if diffusion:
             meter = CallProgress(slow_after_s, fast_setting_hint(sampler, steps, n_samples)) if progress else False
@@ -357,6 +402,25 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
     return written
 
 
+def _warn_unlike_training(path: Path, image, scaling, card: dict | None, label: str) -> None:
+    """Warn when ``image`` is smaller than the training patches, or its intensities after
+    ``scaling`` lie far outside the training inputs' (:mod:`teachdiff.datacard`)."""
+    from teachdiff import datacard
+
+    too_small = datacard.check_sizes(card, image.shape)
+    if too_small:
+        warnings.warn(f"{path}: {too_small.replace('the model', label, 1)}.", UserWarning, stacklevel=3)
+    comparison = datacard.compare(card, scaling.input_to_model(image))
+    if comparison is not None and comparison.far:
+        levels = datacard.input_levels(scaling.to_dict(), scaling.bit_depth)
+        trained_on = ", ".join(x for x in (card.get("dataset"), card.get("modality")) if x)
+        warnings.warn(f"{path} lies far outside the intensities {label} was trained on ({trained_on}): "
+                      f"{comparison.explain(levels)}, in this file's intensities after the model's scaling "
+                      f"({scaling.describe()}). Its result may be meaningless: `teachdiff weights suggest "
+                      f"{path}` ranks the zoo's models for it; fine-tuning on pairs of your own is best.",
+                      UserWarning, stacklevel=3)
+
+
 # ----------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------
@@ -380,6 +444,7 @@ def _atomic_write(path: Path, write) -> Path:
 
 def _preview(values: np.ndarray, kind: str, bit_depth: int, n_samples: int) -> np.ndarray:
     """An 8-bit picture of one map (the middle slice of a stack)."""
+    import numpy as np
     plane = values[values.shape[0] // 2] if values.ndim == 3 else values
     if kind == "std":
         top = float(np.percentile(plane, 99.5)) or 1.0
@@ -392,6 +457,7 @@ def _preview(values: np.ndarray, kind: str, bit_depth: int, n_samples: int) -> n
 
 def _write_result(stem: Path, values: np.ndarray, kind: str, bit_depth: int, n_samples: int,
                   metadata: dict) -> list[Path]:
+    import numpy as np
     import tifffile
     from PIL import Image
 

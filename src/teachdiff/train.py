@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 import teachdiff
-from teachdiff import precision
+from teachdiff import datacard, precision
 from teachdiff.data.folder import FolderConfig, Normalization
 from teachdiff.guards import FolderLock, GracefulStop, ignore_interrupts
 from teachdiff.methods import DiffusionConfig, RestorationMethod, build_method, method_class
@@ -282,6 +282,7 @@ def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = 
                          "it was made by another version of the model code.") from None
     stored = payload.get("normalization")
     method.normalization = Normalization.from_dict(stored) if stored else None
+    method.data_card = datacard.stored(payload)  # what it was trained on (teachdiff.datacard)
     return prepare_network(method.to(map_location), map_location, training=False).eval()
 
 
@@ -541,6 +542,7 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
         device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else teachdiff.device()
     device = teachdiff.device(device)  # a clear error for a device this machine lacks
 
+    own_datasets = datasets is None  # built from the config, so the config names the training data
     if datasets is None and cfg.data is not None:
         from teachdiff.data.folder import make_folder_datasets
 
@@ -570,6 +572,10 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
     if hasattr(method, "calibrate") and cfg.init is None:  # a fine-tuned model keeps its input statistics
         calibration_items = [_SeededItems(train_set, cfg.seed)[(-1, i)] for i in range(min(64, len(train_set)))]
         method.calibrate(calibration_items)
+    source = (cfg.data.path if cfg.data is not None else cfg.dataset) if own_datasets else "datasets passed to train()"
+    data_card = datacard.from_training_set(source, train_set, cfg.patch_size,
+                                           normalization.to_dict() if normalization is not None else None,
+                                           getattr(train_set, "bit_depth", None))
     method = prepare_network(method.to(device), device, channels_last=cfg.channels_last)
     amp = TrainingPrecision(precision.resolve(cfg.precision, device))
     optimizers = method.make_optimizers(cfg.lr, cfg.weight_decay)
@@ -612,7 +618,8 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
                         step=step, epoch=epoch,
                         batch_in_epoch=batch_in_epoch, best_val_mae=best_val, history=history,
                         train_config=dataclasses.asdict(cfg), finished=epoch >= cfg.epochs,
-                        normalization=normalization.to_dict() if normalization is not None else None)
+                        normalization=normalization.to_dict() if normalization is not None else None,
+                        data_card=data_card)
 
     if is_main:
         _atomic_write(out_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(

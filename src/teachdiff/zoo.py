@@ -3,8 +3,14 @@
 Every released checkpoint has one entry in ``teachdiff/weights/manifest.json``: its name, the
 dataset, model and preset it was trained with, the architecture, the file's sha256 and size,
 where the file lives (bundled in the package and/or a URL), the exact training command and
-seed, how long training took on which machine, and the test-split scores it reached. The
-manifest lists only checkpoints that exist: no placeholders.
+seed, how long training took on which machine, the test-split scores it reached, and its
+training data card (:mod:`teachdiff.datacard`: modality, input -> target relation, pixel size,
+patch size, scaling and the training inputs' intensity percentiles). The manifest lists only
+checkpoints that exist: no placeholders.
+
+Choosing a model: ``teachdiff weights list`` shows each model's data card;
+``teachdiff weights suggest IMAGE...`` (:func:`suggest`) ranks the models by how close the
+images' intensities, scaled as each model scales its inputs, are to its training inputs'.
 
 Finding a file (:func:`fetch`) tries, in order,
 
@@ -26,6 +32,7 @@ Python::
 Command line::
 
     teachdiff weights list
+    teachdiff weights suggest capture.tif            # which model fits these images?
     teachdiff weights fetch synthetic-microtubules-ddpm-quick
     teachdiff restore --model synthetic-microtubules-ddpm-quick capture.tif --out restored/
 """
@@ -38,10 +45,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from teachdiff.cli import CommandError
+from teachdiff.cli import CommandError, positive_int
 
 __all__ = ["ZooEntry", "ZooError", "entries", "get", "is_zoo_name", "find", "fetch", "cache_dir", "verify",
-           "load", "export_checkpoint", "file_sha256", "manifest_path", "read_manifest", "write_manifest"]
+           "load", "export_checkpoint", "file_sha256", "manifest_path", "read_manifest", "write_manifest",
+           "Suggestion", "suggest"]
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 MANIFEST_FORMAT = "teachdiff-zoo-v1"
@@ -75,6 +83,7 @@ class ZooEntry:
     scores: dict = field(default_factory=dict)
     notes: str = ""
     training: dict = field(default_factory=dict)  # what the training protocol gave it (teachdiff.protocol)
+    data_card: dict = field(default_factory=dict)  # what it was trained on: teachdiff.datacard
 
     @classmethod
     def from_dict(cls, d: dict) -> "ZooEntry":
@@ -289,13 +298,20 @@ def export_checkpoint(checkpoint: str | Path, dest: str | Path, metadata: dict |
 def add_parser(subparsers) -> None:
     import argparse
 
-    p = subparsers.add_parser("weights", help="list, fetch and verify the zoo's trained models",
+    p = subparsers.add_parser("weights", help="list, suggest, fetch and verify the zoo's trained models",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
-    sub.add_parser("list", help="the released models and their test scores").set_defaults(func=_cmd_list)
+    sub.add_parser("list", help="the released models: what each was trained on, and its test scores"
+                   ).set_defaults(func=_cmd_list)
+    s = sub.add_parser("suggest", help="rank the models for your images (by their intensities after each "
+                       "model's scaling)")
+    s.add_argument("images", nargs="+", metavar="IMAGE", help="8/16-bit grayscale TIFF or PNG images or z-stacks")
+    s.add_argument("--bit-depth", type=positive_int, metavar="B",
+                   help="bits the camera really used, as for `teachdiff restore --bit-depth`")
+    s.set_defaults(func=_cmd_suggest)
     f = sub.add_parser("fetch", help="make a model available locally (cache, bundled file or download)")
     f.add_argument("names", nargs="+", metavar="NAME")
-    f.add_argument("--no-progress", action="store_true")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     f.set_defaults(func=_cmd_fetch)
     v = sub.add_parser("verify", help="check the sha256 of every local copy (downloads nothing)")
     v.add_argument("names", nargs="*", metavar="NAME")
@@ -305,17 +321,141 @@ def add_parser(subparsers) -> None:
     pa.set_defaults(func=_cmd_path)
 
 
+def _score(entry: ZooEntry) -> float | None:
+    """The test MAE of what `teachdiff restore` writes: DDPM-avg for the DDPM, else the model's."""
+    return entry.scores.get("avg_mae", entry.scores.get("mae"))
+
+
+def _groups(rows: list[ZooEntry]) -> list[tuple[dict, list[ZooEntry]]]:
+    """Entries grouped by identical data card, in manifest order."""
+    groups: dict[str, tuple[dict, list[ZooEntry]]] = {}
+    for e in rows:
+        groups.setdefault(json.dumps(e.data_card, sort_keys=True), (e.data_card, []))[1].append(e)
+    return list(groups.values())
+
+
 def _cmd_list(args) -> int:
+    from teachdiff import datacard
+
     rows = entries()
     if not rows:
         print("no zoo models in this version of teachdiff")
         return 0
-    print(f"{'name':44s} {'model':8s} {'preset':7s} {'MB':>6s}  where      test MAE")
-    for e in rows:
-        where = "bundled" if e.bundled else "download"
-        mae = e.scores.get("mae")
-        print(f"{e.name:44s} {e.model:8s} {e.preset:7s} {e.size / 1e6:6.2f}  {where:9s}  "
-              f"{'' if mae is None else f'{mae:.2f}'}")
+    groups = _groups(rows)
+    print(f"{len(rows)} models trained on {len(groups)} data sets. Pick the one trained on images like yours: "
+          "same\nmodality, input -> target relation and intensities (`teachdiff weights suggest IMAGE` ranks "
+          "them).\nTest MAE: median over the test split on 0..255 (DDPM: of DDPM-avg, what restore writes).")
+    for card, members in groups:
+        print()
+        print("\n".join(datacard.describe(card, width=98)))
+        print(f"  {'model name':44s} {'kind':8s} {'MB':>5s}  {'where':8s}  test MAE")
+        for e in members:
+            mae = _score(e)
+            print(f"  {e.name:44s} {e.model:8s} {e.size / 1e6:5.2f}  {'bundled' if e.bundled else 'download':8s}  "
+                  f"{'' if mae is None else f'{mae:8.2f}'}")
+    return 0
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One training data set of the zoo against a set of images (:func:`suggest`).
+
+    ``distances``: per image, :class:`teachdiff.datacard.Comparison` distance (NaN: the card has
+    no statistics); ``models``: the zoo entries trained on it, best test MAE first; ``why``: the
+    largest differences of the image that fits worst, in words; ``small``: size warnings."""
+
+    card: dict
+    models: list
+    distances: list
+    why: str
+    small: list
+
+    @property
+    def distance(self) -> float:
+        import numpy as np
+
+        return float(np.median(self.distances))
+
+    @property
+    def within(self) -> int:
+        from teachdiff.datacard import FAR_OUTSIDE
+
+        return sum(d <= FAR_OUTSIDE for d in self.distances)
+
+
+def suggest(images, bit_depth: int | None = None) -> list[Suggestion]:
+    """The zoo's training data sets ranked for ``images`` (paths): closest median distance first.
+
+    Each image is scaled as each model scales its inputs (:func:`teachdiff.data.folder.restore_normalization`)
+    and compared with the model's training inputs (:func:`teachdiff.datacard.compare`). Intensities
+    only: the modality and the structure in the images are the user's to check."""
+    import math
+
+    from teachdiff import datacard
+    from teachdiff.data.folder import Normalization, restore_normalization
+    from teachdiff.data.io import read_image
+
+    if not images:
+        raise ValueError("no images given; pass one or more TIFF/PNG files.")
+    loaded = []
+    for path in images:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"image {path} does not exist.")
+        loaded.append((str(path), read_image(path)))
+    ranked = []
+    for card, members in _groups(entries()):
+        trained = Normalization.from_dict(card["normalization"]) if card.get("normalization") else None
+        distances, worst, small = [], (-1.0, ""), []
+        for path, image in loaded:
+            scaling, _ = restore_normalization(trained, image, path, bit_depth)
+            comparison = datacard.compare(card, scaling.input_to_model(image))
+            distance = comparison.distance if comparison is not None else math.nan
+            distances.append(distance)
+            if comparison is not None and distance > worst[0]:
+                levels = datacard.input_levels(scaling.to_dict(), scaling.bit_depth)
+                worst = (distance, f"{Path(path).name}: {comparison.explain(levels)} (in its file intensities)")
+            too_small = datacard.check_sizes(card, image.shape)
+            if too_small:
+                small.append(f"{Path(path).name}: {too_small}")
+        models = sorted(members, key=lambda e: (_score(e) is None, _score(e) or 0.0))
+        ranked.append(Suggestion(card, models, distances, worst[1], small))
+    return sorted(ranked, key=lambda s: (math.isnan(s.distance), s.distance))
+
+
+def _cmd_suggest(args) -> int:
+    import textwrap
+
+    from teachdiff import datacard
+
+    def say(text: str, indent: str = "") -> None:
+        print(textwrap.fill(text, width=98, initial_indent=indent, subsequent_indent=indent + "  " * bool(indent),
+                            break_on_hyphens=False))
+
+    ranked = suggest(args.images, args.bit_depth)
+    n = len(args.images)
+    say(f"The zoo's training data sets for {n} image(s), closest first. Distance: how far the images' intensity "
+        f"percentiles, scaled as the model scales its inputs, lie from its training inputs', in units of the "
+        f"training inputs' range (median over the images; above {datacard.FAR_OUTSIDE:g} is far outside).")
+    for rank, s in enumerate(ranked, 1):
+        card = s.card
+        verdict = ("no statistics recorded" if s.distance != s.distance else
+                   f"distance {s.distance:.2f}, {s.within} of {n} image(s) within")
+        print(f"\n{rank}. {card.get('dataset')}: {verdict}")
+        say(f"modality {card.get('modality') or 'not recorded'}; {card.get('relation') or ''}", "   ")
+        if s.why:
+            say(f"largest difference, {s.why}", "   ")
+        for line in s.small[:3]:
+            say(f"size: {line}", "   ")
+        names = ", ".join(f"{e.name} ({_score(e):.2f})" if _score(e) is not None else e.name for e in s.models)
+        say(f"models, best test MAE first: {names}", "   ")
+    best = ranked[0] if ranked else None
+    print()
+    if best is None or not best.within:
+        say("None of the zoo's models was trained on intensities like these images'; their results would be "
+            "unreliable. Train or fine-tune on pairs of your own: teachdiff train --data FOLDER [--init MODEL].")
+    else:
+        say(f"Suggested: {best.models[0].name}. Intensities are all this compares: check that the modality and "
+            "the structures match too, and fine-tune on pairs of your own where you can (teachdiff train --init).")
     return 0
 
 

@@ -15,31 +15,38 @@ preparation steps (paper §S1), :mod:`teachdiff.data.loaders` for the batch form
 :mod:`teachdiff.data.folder` for your own folders of image pairs and their normalisation.
 """
 
-from teachdiff.data.check import DatasetReport, check_dataset
-from teachdiff.data.folder import FolderConfig, Normalization, make_folder_datasets
-from teachdiff.data.download import DownloadError, download_dataset, download_file
-from teachdiff.data.io import read_image, write_image
-from teachdiff.data.loaders import (
-    Augmentation,
-    EpochSampler,
-    PairedPatchDataset,
-    SyntheticSizes,
-    make_dataloaders,
-    make_datasets,
-    synthetic_patch_sets,
-)
-from teachdiff.data.prepare import (
-    PatchSet,
-    apply_shift,
-    estimate_shift,
-    from_model_range,
-    prepare_dataset,
-    register_pair,
-    to_display_range,
-    to_model_range,
-)
-from teachdiff.data.registry import DATASETS, PAPER_DATASETS, DatasetInfo, data_dir, get_dataset_info
-from teachdiff.data.synthetic import CASES, MicroscopeConfig, SyntheticPair, make_synthetic_dataset, simulate_pair
+from __future__ import annotations
+
+import importlib
+
+# Name -> submodule that defines it. The submodules are imported on first use (PEP 562), not
+# here: `teachdiff --help` and `teachdiff data list` need the registry, not torch and scipy.
+_EXPORTS = {
+    "check": ("DatasetReport", "check_dataset"),
+    "folder": ("FolderConfig", "Normalization", "make_folder_datasets"),
+    "download": ("DownloadError", "download_dataset", "download_file"),
+    "io": ("read_image", "write_image"),
+    "loaders": ("Augmentation", "EpochSampler", "PairedPatchDataset", "SyntheticSizes", "make_dataloaders",
+                "make_datasets", "synthetic_patch_sets"),
+    "prepare": ("PatchSet", "apply_shift", "estimate_shift", "from_model_range", "prepare_dataset", "register_pair",
+                "to_display_range", "to_model_range"),
+    "registry": ("DATASETS", "PAPER_DATASETS", "DatasetInfo", "data_dir", "get_dataset_info"),
+    "synthetic": ("CASES", "MicroscopeConfig", "SyntheticPair", "make_synthetic_dataset", "simulate_pair"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
 
 __all__ = [
     "Augmentation",

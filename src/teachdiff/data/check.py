@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings as _warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,8 @@ def check_dataset(
     found = find_pairs(folder, info)
     problems = _decode_problems(found, progress) if decode else []
     warnings: list[str] = []
-    sets = prepare_dataset(name, folder, patch_size, progress=progress, register=None if not problems else False)
+    sets = _indexed(warnings, lambda: prepare_dataset(name, folder, patch_size, progress=progress,
+                                                      register=None if not problems else False))
     if problems and info.register:
         problems.append("registration was skipped because some files cannot be decoded")
     bit_depth = sets["train"].bit_depth
@@ -111,7 +113,7 @@ def check_dataset(
         )
     if None in found:
         layout = "fixed split " + ", ".join(f"{s}={list(v)}" for s, v in info.fixed_split.items()) if info.fixed_split else (
-            "FOVs split automatically in the proportions of Table S1"
+            "FOVs split automatically in the proportions of Table S1" + _merged_words(sets["train"].merged_fovs)
         )
     else:
         layout = "train/ val/ test/ folders"
@@ -135,6 +137,23 @@ def check_dataset(
         problems=problems,
         warnings=warnings,
     )
+
+
+def _indexed(warnings: list[str], index):
+    """``index()`` with the warnings it raises (e.g. FOVs grouped for duplicated targets,
+    :func:`teachdiff.data.prepare.duplicate_target_groups`) added to ``warnings``, not printed."""
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        sets = index()
+    warnings += [str(w.message) for w in caught]
+    return sets
+
+
+def _merged_words(groups: list[list[str]]) -> str:
+    if not groups:
+        return ""
+    return (f"; {sum(len(g) for g in groups)} FOVs with duplicated targets grouped into {len(groups)} "
+            "(see warnings)")
 
 
 def _decode_problems(found, progress: bool) -> list[str]:
@@ -186,11 +205,12 @@ def check_folder(config, patch_size: int = 256, decode: bool = True, progress: b
     if problems:  # indexing would fail on the same files: report them all instead
         return DatasetReport(name="your folder", root=root, layout="not indexed (files cannot be decoded)",
                              bit_depth=0, expected_bit_depth=0, patch_size=patch_size, splits={}, problems=problems)
-    sets = folders.prepare_folder(config, patch_size, progress=progress)
+    warnings: list[str] = []
+    sets = _indexed(warnings, lambda: folders.prepare_folder(config, patch_size, progress=progress))
     splits = _split_reports(sets, None, patch_size, problems)
     train = sets["train"]
     stats = folders.intensity_stats(train, (config.pmin, config.pmax))
-    scaling, warnings = None, []
+    scaling = None
     if config.bit_depth is not None and stats.max_value > 2**config.bit_depth - 1:
         problems.append(f"values up to {stats.max_value:.0f} (e.g. in {stats.x_max_file}) exceed the "
                         f"{config.bit_depth}-bit range given by --bit-depth {config.bit_depth}")
@@ -204,7 +224,8 @@ def check_folder(config, patch_size: int = 256, decode: bool = True, progress: b
         except ValueError as err:
             problems.append(str(err))
     layout = "train/ val/ test/ folders" if None not in found else (
-        "FOVs split by a seeded shuffle, fractions " + "/".join(f"{f:g}" for f in config.split_fractions))
+        "FOVs split by a seeded shuffle, fractions " + "/".join(f"{f:g}" for f in config.split_fractions)
+        + _merged_words(train.merged_fovs))
     shifts = [s for ps in sets.values() for s in ps.shifts]
     return DatasetReport(
         name="your folder", root=root, layout=layout, bit_depth=train.container_bits, expected_bit_depth=0,

@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
     download.add_argument("--root", default=None, help="target folder (default: <data dir>/<name>)")
     download.add_argument("--url", default=None, help="download from this URL instead (a mirror)")
     download.add_argument("--keep-archive", action="store_true", help="keep the .tar after unpacking")
+    download.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     download.set_defaults(func=_download)
 
     check = commands.add_parser(
@@ -49,6 +50,7 @@ def add_parser(subparsers) -> None:
                        help="check a folder as this registered dataset (default: your own folder of pairs)")
     check.add_argument("--patch-size", type=positive_int, default=256)
     check.add_argument("--no-decode", action="store_true", help="read only file headers (faster, finds fewer problems)")
+    check.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     add_folder_options(check)
     check.set_defaults(func=_check)
 
@@ -89,7 +91,8 @@ def _download(args) -> int:
     from teachdiff.data.download import DownloadError, download_dataset
 
     try:
-        folder = download_dataset(args.name, args.root, url=args.url, keep_archive=args.keep_archive)
+        folder = download_dataset(args.name, args.root, url=args.url, keep_archive=args.keep_archive,
+                                  progress=not args.no_progress)
     except DownloadError as err:
         raise CommandError(str(err)) from err
     print(f"{args.name}: ready in {folder}")
@@ -135,10 +138,12 @@ def _check(args) -> int:
     if args.dataset is None:
         if args.path is None:
             raise ValueError("give the folder to check (teachdiff data check PATH), or --dataset NAME.")
-        report = check_folder(folder_config(args, args.path), patch_size=args.patch_size, decode=not args.no_decode)
+        report = check_folder(folder_config(args, args.path), patch_size=args.patch_size, decode=not args.no_decode,
+                              progress=not args.no_progress)
         print(report.format())
         return 0 if report.ok else 1
-    report = check_dataset(args.dataset, args.path, patch_size=args.patch_size, decode=not args.no_decode)
+    report = check_dataset(args.dataset, args.path, patch_size=args.patch_size, decode=not args.no_decode,
+                           progress=not args.no_progress)
     print(report.format())
     return 0 if report.ok else 1
 

@@ -94,6 +94,12 @@ class DatasetInfo:
     def bundled_root(self) -> Path | None:
         """The folder of a dataset that ships with teachdiff, else None."""
         return None if self.bundled is None else Path(__file__).parent / self.bundled
+    # The microscope technique of the inputs (and of the targets, where it differs): what a user
+    # compares with their own capture when choosing a model. ``modality`` above is the relation.
+    imaging: str = ""
+    # How ``pixel_size_nm`` is known: "stated" (by the data's publication), "upper bound" (derived,
+    # see the module docstring), "nominal" (simulated data: the pixel size of the data imitated).
+    pixel_size_kind: str = "stated"
 
     @property
     def is_synthetic(self) -> bool:
@@ -145,6 +151,7 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
         pixel_size_source="paper §3.1.1",
         bit_depth=8,
         register=True,
+        imaging="STED (fixed cells)",
         n_fov=104,
         fov_shape=(2560, 2560),
         table_s1=(1272, 89, 265),
@@ -161,6 +168,7 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
         pixel_size_source="paper §3.1.1",
         bit_depth=8,
         register=False,
+        imaging="STED (living cells)",
         n_fov=345,
         fov_shape=(600, 600),
         table_s1=(2646, 153, 306),
@@ -179,6 +187,8 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
         ">= 2 p), see teachdiff.data.registry",
         bit_depth=16,
         register=True,
+        imaging="confocal (input), Airyscan (target)",
+        pixel_size_kind="upper bound",
         n_fov=24,
         fov_shape=(550, 550, 20),
         table_s1=(1198, 56, 112),
@@ -198,6 +208,8 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
         ">= 2 p), see teachdiff.data.registry",
         bit_depth=8,
         register=False,
+        imaging="confocal",
+        pixel_size_kind="upper bound",
         n_fov=20,
         fov_shape=(512, 512),
         table_s1=(3600, 200, 200),
@@ -262,6 +274,8 @@ for _case in CASES:
         register=False,
         table_s1=_paper.table_s1,
         synthetic_case=_case,
+        imaging=f"simulated {_paper.imaging}",
+        pixel_size_kind="nominal",
     )
 
 

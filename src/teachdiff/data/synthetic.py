@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "CASES",
@@ -204,6 +203,8 @@ def _filaments(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 
 def _mitochondria(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Mitochondria imaged through an outer-membrane label: hollow tubules of varying width."""
+    from scipy import ndimage
+
     H, W = shape
     n = max(1, rng.poisson(7 * H * W / _REFERENCE_AREA))
     step = 1.0
@@ -231,6 +232,8 @@ def _mitochondria(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
 
 def _puncta(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Synapse-like puncta: many sub-resolution to small spots of very different brightness."""
+    from scipy import ndimage
+
     H, W = shape
     out = np.zeros(shape)
     for sigma, density in ((0.7, 90), (1.2, 50), (2.0, 15)):
@@ -284,6 +287,8 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     Drawn on a grid 8x coarser and interpolated up: the same look as filtering full-size
     noise with a wide Gaussian, at a fraction of the cost.
     """
+    from scipy import ndimage
+
     H, W = shape
     coarse = rng.normal(size=(H // 8 + 3, W // 8 + 3))
     coarse = ndimage.gaussian_filter(coarse, sigma / 8, mode="wrap")
@@ -348,6 +353,8 @@ def simulate_pair(
     ``dose_x``/``dose_y`` override the doses of the case's default :class:`MicroscopeConfig`
     (or of ``config`` when given): expected photons at the brightest structure, per capture.
     """
+    from scipy import ndimage
+
     _check_case(case)
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")

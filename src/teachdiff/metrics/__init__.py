@@ -71,6 +71,7 @@ from teachdiff.metrics.uncertainty import (
     ause,
     interval_coverage,
     sample_interval,
+    samples_for_level,
     sparsification_curve,
     uncertainty_rank_correlation,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "psnr",
     "resolution_ratio",
     "sample_interval",
+    "samples_for_level",
     "sparsification_curve",
     "uncertainty_rank_correlation",
     "without_grid_floor",
@@ -143,13 +145,15 @@ METRICS: dict[str, MetricInfo] = {
 
 
 def evaluate(
-    pred, gt, pixel_size: float = 1.0, lpips: bool = True, lpips_net: LpipsNetwork | None = None
+    pred, gt, pixel_size: float = 1.0, lpips: bool = True, lpips_net: LpipsNetwork | None = None,
+    ms_ssim_scales: int = 5,
 ) -> dict[str, float]:
     """All metrics for one (prediction, ground truth) pair, keys as in :data:`METRICS`.
 
     ``resolution`` is the prediction's decorrelation resolution and ``resolution_gt`` the
     ground truth's, both in the unit of ``pixel_size``; ``resolution_ratio`` is Eq. 14.
     ``lpips=False`` skips LPIPS (reported as ``nan``); ``lpips_net`` injects a network.
+    ``ms_ssim_scales`` < 5 scores images under 176 x 176 (:func:`ms_ssim`; not the paper's MS-SSIM).
     """
     pred_array, gt_array = as_pair(pred, gt)
     resolution = _resolution(_decorrelation(pred_array, pixel_size))
@@ -158,7 +162,7 @@ def evaluate(
         "mae": _mae(pred_array, gt_array),
         "nrmse": _nrmse(pred_array, gt_array),
         "psnr": _psnr(pred_array, gt_array),
-        "ms_ssim": _ms_ssim(pred_array, gt_array),
+        "ms_ssim": _ms_ssim(pred_array, gt_array, scales=ms_ssim_scales),
         "lpips": float(_lpips(pred_array[None], gt_array[None], lpips_net)[0])
         if lpips
         else float("nan"),

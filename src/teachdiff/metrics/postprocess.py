@@ -28,12 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from teachdiff.metrics._checks import finite_array
+from teachdiff.paper import PAPER_RESCALED, POSTPROCESSING
 
 RESCALE_METHODS = ("mean_std", "percentile")
-POSTPROCESSING = ("paper", "none", "all")
-"""How benchmark outputs are post-processed before scoring (:func:`postprocess`)."""
-PAPER_RESCALED = ("care", "n2v", "rcan", "gaussian", "nlm")
-"""The outputs that §3.6 rescales (N2V, CARE, UNet-RCAN), plus the two classical filters."""
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,14 @@ def sample_interval(samples, level: float = 0.9, axis: int = 0) -> tuple[np.ndar
     return lower, upper
 
 
+def samples_for_level(level: float) -> int:
+    """The fewest samples whose widest interval, [min, max], can cover ``level``: the smallest N
+    with (N - 1) / (N + 1) >= level (19 for 90 %, 39 for 95 %; see :func:`sample_interval`)."""
+    level = _check_level(level)
+    n = max(2, math.ceil((1 + level) / (1 - level) - 1e-9))
+    return n if (n - 1) / (n + 1) >= level - 1e-12 else n + 1
+
+
 def interval_coverage(lower, upper, gt) -> float:
     r"""Empirical coverage: the fraction of pixels whose ground truth lies in [lower, upper].
 
