@@ -213,13 +213,13 @@ def test_calibration_file_must_match_the_interval_and_the_sampler(tmp_path):
 def test_restore_defaults_to_the_fast_setting_and_both_helps_name_the_paper_setting(capsys):
     import argparse
 
-    from teachdiff import reproduce, restore_cli
+    from teachdiff import reproduce, reproduce_cli, restore_cli
     from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
 
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers()
     restore_cli.add_parser(subparsers)
-    reproduce.add_parser(subparsers)
+    reproduce_cli.add_parser(subparsers)
     args = parser.parse_args(["restore", "in.tif", "--checkpoint", "c.pt", "--out", "o"])
     assert (args.sampler, args.steps, args.samples) == (FAST_SAMPLING.sampler, FAST_SAMPLING.steps,
                                                          FAST_SAMPLING.samples)
