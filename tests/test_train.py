@@ -257,11 +257,14 @@ def test_lock_of_a_killed_run_is_taken_over_with_a_note(lock_holder, data, capsy
 
 class SignalAtItem(SmallPairs):
     """Sends this process a signal when training item number ``at`` is read (once): Ctrl-C mid-step.
-    The trainer first reads min(64, n) items to calibrate the model; those are not counted."""
+    The trainer first reads min(64, n) items to calibrate the model and min(CARD_PATCHES, n) for
+    the training data card; those are not counted."""
 
     def __init__(self, signum, at, n=16, seed=0):
+        from teachdiff.datacard import CARD_PATCHES
+
         super().__init__(n, seed)
-        self.signum, self.at, self.reads = signum, min(64, n) + at, 0
+        self.signum, self.at, self.reads = signum, min(64, n) + min(CARD_PATCHES, n) + at, 0
 
     def __getitem__(self, i):
         self.reads += 1
