@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from teachdiff.data.registry import DatasetInfo
 
 __all__ = ["PERCENTILES", "FAR_OUTSIDE", "CARD_PATCHES", "build", "from_training_set", "for_checkpoint", "stored",
@@ -92,24 +90,25 @@ def build(source: "DatasetInfo | str", inputs: Iterable, patch_size: int, normal
     pooled = np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
     if normalization is not None:
         bit_depth = normalization.get("bit_depth", bit_depth)
-    card = {
-        "dataset": info.name if info is not None else str(source),
-        "title": info.title if info is not None else f"your own data ({source})",
-        "modality": (info.imaging or None) if info is not None else None,
-        "relation": info.modality if info is not None else "raw -> gt (your microscope)",
-        "pixel_size_nm": info.pixel_size_nm if info is not None else None,
-        "pixel_size_kind": info.pixel_size_kind if info is not None else None,
-        "bit_depth": bit_depth if bit_depth is not None else (info.bit_depth if info is not None else None),
+    if bit_depth is None and info is not None:
+        bit_depth = info.bit_depth
+    known = info is not None
+    return {
+        "dataset": info.name if known else str(source),
+        "title": info.title if known else f"your own data ({source})",
+        "modality": (info.imaging or None) if known else None,
+        "relation": info.modality if known else "raw -> gt (your microscope)",
+        "pixel_size_nm": info.pixel_size_nm if known else None,
+        "pixel_size_kind": info.pixel_size_kind if known else None,
+        "bit_depth": bit_depth,
         "normalization": normalization,
-        "scaling": _scaling_words(normalization, bit_depth if bit_depth is not None else
-                                  (info.bit_depth if info is not None else None)),
+        "scaling": _scaling_words(normalization, bit_depth),
         "patch_size": int(patch_size),
         "input_percentiles": image_percentiles(pooled) if pooled.size else None,
         "input_mean": round(float(pooled.mean()), 5) if pooled.size else None,
         "input_std": round(float(pooled.std()), 5) if pooled.size else None,
         "input_patches": len(arrays),
     }
-    return card
 
 
 def _scaling_words(normalization: dict | None, bit_depth: int | None) -> str:
@@ -124,8 +123,8 @@ def _scaling_words(normalization: dict | None, bit_depth: int | None) -> str:
 
 @contextlib.contextmanager
 def _global_rng_kept():
-    """Reading augmented training items draws from the global RNGs; the trainer's later draws
-    must not change because a card was made, so their states are put back afterwards."""
+    """Reading training items may draw from the global RNGs (a dataset's own augmentation); the
+    trainer's later draws must not change because a card was made, so their states are put back."""
     import random
 
     import numpy as np

@@ -34,9 +34,19 @@ Each TIFF's description holds the options as JSON, with the input's bit depth, s
 
 Large images are processed in overlapping tiles blended without seams: by default tiles of
 about the model's training patch size overlapping by 1/8 (``--tile``, ``--overlap`` override).
-One progress bar counts the network calls, with an ETA; a warning after the first call says
-when the run will take long on this device and names a faster setting. Existing results are
-never overwritten unless ``--overwrite`` is given.
+One progress bar counts the network calls, with an ETA; a warning after the first few calls
+(the first, a warm-up, is left out of the estimate) says when the run will take long on this
+device and names a faster setting. Existing results are never overwritten unless
+``--overwrite`` is given.
+
+A model restores images like those it was trained on. Each input is compared with the model's
+training data card (:mod:`teachdiff.datacard`): a warning names the model and the intensity
+percentiles that differ when the input, scaled as the model scales its inputs, lies far outside
+its training inputs (``teachdiff weights suggest`` ranks the zoo's models for it), and when the
+image is smaller than the training patches. A baseline does not sample: ``--interval`` is
+refused for it, and ``--samples``/``--sampler``/``--steps``/``--eta`` get a warning that they
+are ignored. An interval of N sample quantiles covers at most (N - 1)/(N + 1), so a level that
+``--samples`` cannot reach gets a warning with the number of samples needed.
 """
 
 from __future__ import annotations
