@@ -4,6 +4,7 @@ Examples::
 
     teachdiff data list
     teachdiff data download zebrafish
+    teachdiff data download zebrafish --from ~/Downloads/Confocal_FISH.tar   # downloaded in a browser
     teachdiff data check ~/data/microtubules --dataset microtubules
     teachdiff data check ~/data/my-pairs --bit-depth 12        # your own raw/ + gt/ folder
     teachdiff data simulate ./toy --case synapses --n-fov 6
@@ -32,9 +33,14 @@ def add_parser(subparsers) -> None:
     listing.set_defaults(func=_list)
 
     download = commands.add_parser("download", help="download an openly available dataset (zebrafish)")
-    download.add_argument("name", choices=[n for n, i in DATASETS.items() if not i.is_synthetic], help="dataset")
+    downloadable = [n for n, i in DATASETS.items() if not (i.is_synthetic or i.bundled)]
+    download.add_argument("name", choices=downloadable, help="dataset")
     download.add_argument("--root", default=None, help="target folder (default: <data dir>/<name>)")
-    download.add_argument("--url", default=None, help="download from this URL instead (a mirror)")
+    download.add_argument("--url", action="append", default=None, metavar="URL",
+                          help="download from this URL instead of the registry's sources (a mirror); repeat it to "
+                          "try several in order")
+    download.add_argument("--from", dest="from_file", default=None, metavar="FILE",
+                          help="unpack an archive you downloaded by hand (e.g. in a browser) instead of downloading")
     download.add_argument("--keep-archive", action="store_true", help="keep the .tar after unpacking")
     download.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     download.set_defaults(func=_download)
@@ -46,7 +52,7 @@ def add_parser(subparsers) -> None:
         epilog="layouts of your own folder (detected automatically):\n" + PAIRED_FOLDER_LAYOUT,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("path", nargs="?", default=None, help="dataset folder (default with --dataset: data dir/<dataset>)")
-    check.add_argument("--dataset", default=None, choices=[n for n, i in DATASETS.items() if not i.is_synthetic],
+    check.add_argument("--dataset", default=None, choices=[n for n, i in DATASETS.items() if not (i.is_synthetic or i.bundled)],
                        help="check a folder as this registered dataset (default: your own folder of pairs)")
     check.add_argument("--patch-size", type=positive_int, default=256)
     check.add_argument("--no-decode", action="store_true", help="read only file headers (faster, finds fewer problems)")
@@ -91,8 +97,8 @@ def _download(args) -> int:
     from teachdiff.data.download import DownloadError, download_dataset
 
     try:
-        folder = download_dataset(args.name, args.root, url=args.url, keep_archive=args.keep_archive,
-                                  progress=not args.no_progress)
+        folder = download_dataset(args.name, args.root, url=args.url, from_file=args.from_file,
+                                  keep_archive=args.keep_archive, progress=not args.no_progress)
     except DownloadError as err:
         raise CommandError(str(err)) from err
     print(f"{args.name}: ready in {folder}")

@@ -54,7 +54,11 @@ Alternatives:
 
 @dataclass(frozen=True)
 class DownloadSpec:
-    """Where an openly downloadable dataset comes from and how to check it."""
+    """Where an openly downloadable dataset comes from and how to check it.
+
+    ``url`` and then ``fallback_urls`` are tried in order by ``teachdiff data download``;
+    ``mirrors`` are pages for a download by hand (in a browser).
+    """
 
     url: str
     filename: str
@@ -62,6 +66,12 @@ class DownloadSpec:
     md5: str | None = None  # checksum, where the publisher states one
     size_bytes: int | None = None
     mirrors: tuple[str, ...] = ()
+    fallback_urls: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every source, in the order they are tried."""
+        return (self.url, *self.fallback_urls)
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,12 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
             filename="Confocal_FISH.tar",
             landing_page="https://curate.nd.edu/articles/dataset/Fluorescence_Microscopy_Denoising_FMD_dataset/24744648",
             mirrors=("https://drive.google.com/drive/folders/1aygMzSDdoq63IqSk-ly8cMq0_owup8UM",),
+            # figshare's API serves the same file; the Google Drive id is FMD's own
+            # (Confocal_FISH in download_dataset.sh of github.com/yinhaoz/denoising-fluorescence).
+            fallback_urls=(
+                "https://api.figshare.com/v2/file/download/43648074",
+                "https://drive.google.com/uc?export=download&id=1SxmsythWfxnfKJfGWpT_7Adebi8jUK98",
+            ),
         ),
     ),
 }
