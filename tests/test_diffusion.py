@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from teachdiff.diffusion import (NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample, dpm_solver_levels,
-                                 dpm_solver_pp_sample, posterior_mean_variance, predict_y0, q_sample,
-                                 training_loss)
+from teachdiff.diffusion import (DataParallelDraws, NoiseSchedule, data_parallel_draws, ddim_sample,
+                                 ddim_timesteps, ddpm_sample, dpm_solver_levels, dpm_solver_pp_sample,
+                                 posterior_mean_variance, predict_y0, q_sample, training_loss)
 
 
 def test_cosine_schedule_matches_formula_by_hand():
@@ -134,6 +134,35 @@ def test_training_loss_discrete_and_continuous_levels_are_in_schedule_range():
     assert levels.min() >= schedule.alpha_bars[-1] - 1e-6 and levels.max() <= 1.0
     on_grid = sum(torch.isclose(schedule.alpha_bars, lv, atol=1e-7).any().item() for lv in levels)
     assert on_grid < 5  # continuous levels almost never fall on the discrete grid
+
+
+def test_data_parallel_draws_reproduce_one_process_with_the_global_batch():
+    """Each process's loss uses its slice of the global batch's draws: the mean of the shard
+    losses is the one-process loss, and every shard sees exactly its images' levels and noise."""
+    schedule = NoiseSchedule(T=50)
+    seen = {}
+
+    def spy(key):
+        def model(x, y_t, noise_level):
+            seen[key] = (noise_level.clone(), y_t.clone())
+            return 0.5 * y_t + noise_level.view(-1, 1, 1, 1) * x  # per-image, deterministic
+        return model
+
+    x, y0 = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    full = training_loss(spy("full"), x, y0, schedule, generator=torch.Generator().manual_seed(3))
+    shard_losses = []
+    for rank in range(3):
+        mine = slice(2 * rank, 2 * rank + 2)
+        draws = data_parallel_draws(torch.Generator().manual_seed(3), (rank, 3))
+        assert isinstance(draws, DataParallelDraws)
+        shard_losses.append(training_loss(spy(rank), x[mine], y0[mine], schedule, generator=draws))
+        assert torch.equal(seen[rank][0], seen["full"][0][mine])
+        assert torch.equal(seen[rank][1], seen["full"][1][mine])
+    assert torch.stack(shard_losses).mean().item() == pytest.approx(full.item(), rel=1e-6)
+    single = torch.Generator()
+    assert data_parallel_draws(single, (0, 1)) is single
+    with pytest.raises(ValueError, match="rank"):
+        DataParallelDraws(single, 2, 2)
 
 
 def test_sampler_rejects_bad_arguments():

@@ -29,6 +29,8 @@ __all__ = [
     "predict_y0",
     "posterior_mean_variance",
     "training_loss",
+    "DataParallelDraws",
+    "data_parallel_draws",
     "predict_noise",
     "ddpm_sample",
     "ddim_sample",
@@ -100,12 +102,51 @@ class NoiseSchedule:
         return self.alpha_bars / (1 - self.alpha_bars)
 
 
-def _randn(shape, generator: torch.Generator | None, device, dtype=torch.float32) -> torch.Tensor:
+class DataParallelDraws:
+    """The random numbers of one process of a data-parallel run, used where a generator is.
+
+    Every process draws the random numbers of the whole global batch (``world_size`` times its
+    own) from an identically seeded ``generator`` and keeps its own slice, ``rank``; so N
+    processes reproduce one process with an N times larger batch exactly. The draws of
+    :func:`training_loss` go through it unchanged: the sharding stays out of the formula.
+    """
+
+    def __init__(self, generator: torch.Generator | None, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..world_size-1, got rank={rank}, world_size={world_size}.")
+        self.generator, self.rank, self.world_size = generator, rank, world_size
+
+    def draw(self, sample, shape) -> torch.Tensor:
+        """``sample(global_shape, generator)`` for the global batch, sliced to this rank."""
+        n = shape[0]
+        full = sample((n * self.world_size, *shape[1:]), self.generator)
+        return full[self.rank * n:(self.rank + 1) * n]
+
+
+def data_parallel_draws(generator: torch.Generator | None, shard: tuple[int, int]):
+    """``generator`` itself for a single process (``shard=(0, 1)``), else the
+    :class:`DataParallelDraws` of process ``shard = (rank, world_size)``."""
+    rank, world_size = shard
+    return generator if world_size == 1 else DataParallelDraws(generator, rank, world_size)
+
+
+Draws = torch.Generator | DataParallelDraws | None
+
+
+def _sharded(sample, shape, generator: Draws) -> torch.Tensor:
+    if isinstance(generator, DataParallelDraws):
+        return generator.draw(sample, shape)
+    return sample(shape, generator)
+
+
+def _randn(shape, generator: Draws, device, dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise drawn on the generator's device, so a CPU seed gives the same
     numbers whatever device the model runs on."""
-    if generator is None:
-        return torch.randn(shape, device=device, dtype=dtype)
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    def sample(shape, generator):
+        if generator is None:
+            return torch.randn(shape, device=device, dtype=dtype)
+        return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    return _sharded(sample, shape, generator)
 
 
 def _generator_source(shape, generator: torch.Generator | None, like: torch.Tensor) -> NoiseSource:
@@ -113,10 +154,20 @@ def _generator_source(shape, generator: torch.Generator | None, like: torch.Tens
     return lambda step: _randn(shape, generator, like.device, like.dtype)
 
 
-def _rand(shape, generator: torch.Generator | None, device) -> torch.Tensor:
-    if generator is None:
-        return torch.rand(shape, device=device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+def _rand(shape, generator: Draws, device) -> torch.Tensor:
+    def sample(shape, generator):
+        if generator is None:
+            return torch.rand(shape, device=device)
+        return torch.rand(shape, generator=generator, device=generator.device).to(device)
+    return _sharded(sample, shape, generator)
+
+
+def _randint(high: int, n: int, generator: Draws) -> torch.Tensor:
+    """n integers uniform in 1..high, on the CPU (drawn on the generator's device)."""
+    def sample(shape, generator):
+        device = generator.device if generator is not None else "cpu"
+        return torch.randint(1, high + 1, shape, generator=generator, device=device).cpu()
+    return _sharded(sample, (n,), generator)
 
 
 def _per_sample(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -161,34 +212,26 @@ def posterior_mean_variance(y0_hat: torch.Tensor, y_t: torch.Tensor, t: int,
 
 
 def training_loss(model: Model, x: torch.Tensor, y0: torch.Tensor, schedule: NoiseSchedule,
-                  continuous: bool = True, generator: torch.Generator | None = None,
-                  shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
+                  continuous: bool = True, generator: Draws = None) -> torch.Tensor:
     r"""The training objective, Eq. 3:  E || \epsilon_\theta(x, \sqrt{\bar\alpha} y_0 + \sqrt{1-\bar\alpha}\epsilon, \bar\alpha) - \epsilon ||^2.
 
     t is drawn uniformly from 1..T. With ``continuous=True`` (the authors' code) the noise
     level is then drawn uniformly between alpha_bar_t and alpha_bar_{t-1}, so the network sees
     every noise level in (alpha_bar_T, 1), not only T discrete ones; ``continuous=False`` uses
-    alpha_bar_t itself (the textbook DDPM).
-
-    ``shard=(rank, world_size)``: in data-parallel training every process draws the random
-    numbers of the whole global batch from an identically seeded generator and keeps its own
-    slice, so N processes reproduce one process with an N times larger batch exactly.
+    alpha_bar_t itself (the textbook DDPM). ``generator`` may also be the
+    :class:`DataParallelDraws` of one process of a data-parallel run.
     """
-    rank, world_size = shard
     n = y0.shape[0]
-    mine = slice(rank * n, (rank + 1) * n)
-    t = torch.randint(1, schedule.T + 1, (n * world_size,), generator=generator,
-                      device=generator.device if generator is not None else "cpu").cpu()[mine]
+    t = _randint(schedule.T, n, generator)                          # t ~ U{1..T}
     alpha_bar = schedule.alpha_bars[t - 1]
-    if continuous:
-        alpha_bar_prev = schedule.alpha_bars_prev[t - 1]
-        u = _rand((n * world_size,), generator, "cpu")[mine]
-        alpha_bar = alpha_bar + (alpha_bar_prev - alpha_bar) * u.double()
+    if continuous:                                                  # gamma ~ U(abar_t, abar_t-1)
+        u = _rand((n,), generator, "cpu").double()
+        alpha_bar = alpha_bar + (schedule.alpha_bars_prev[t - 1] - alpha_bar) * u
     alpha_bar = alpha_bar.to(device=y0.device, dtype=y0.dtype)
-    noise = _randn((n * world_size, *y0.shape[1:]), generator, y0.device, y0.dtype)[mine]
-    y_t = q_sample(y0, alpha_bar, noise)
+    noise = _randn(y0.shape, generator, y0.device, y0.dtype)        # epsilon ~ N(0, I)
+    y_t = q_sample(y0, alpha_bar, noise)                            # Eq. 1
     eps_hat = model(x, y_t, alpha_bar)
-    return torch.mean((eps_hat.float() - noise.float()) ** 2)
+    return torch.mean((eps_hat.float() - noise.float()) ** 2)       # Eq. 3
 
 
 def predict_noise(model: Model, x: torch.Tensor, y_t: torch.Tensor, alpha_bar: float) -> torch.Tensor:

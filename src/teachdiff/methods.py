@@ -17,7 +17,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, training_loss
+from teachdiff.diffusion import NoiseSchedule, data_parallel_draws, ddim_sample, ddpm_sample, training_loss
 from teachdiff.unet import MPUNet, UNetConfig
 
 __all__ = ["RestorationMethod", "DiffusionConfig", "DiffusionMethod", "METHOD_MODULES", "method_class",
@@ -119,7 +119,7 @@ class DiffusionMethod(RestorationMethod):
 
     def forward(self, x, y, generator=None, shard=(0, 1)):
         return training_loss(self.unet, x, y, self.schedule, continuous=self.config.continuous_noise,
-                             generator=generator, shard=shard)
+                             generator=data_parallel_draws(generator, shard))
 
     @torch.no_grad()
     def restore(self, x, generator=None, sampler: str = "ddim", steps: int | None = None):

@@ -21,7 +21,8 @@ examples:
   teachdiff train --dataset zebrafish --preset paper --out runs/zebrafish --max-minutes 60
   teachdiff train --dataset zebrafish --preset paper --out runs/zebrafish --resume
 
-  # one Colab T4 session: the paper's network at 256², 4000 steps in fp16 (about 30-40 min)
+  # one Colab T4 session: the paper's network at 256², 4000 steps in fp16 (about 30-40 min
+  # if it runs at an assumed 25-35 % of the T4's peak; the trainer prints a measured ETA)
   teachdiff train --dataset zebrafish --preset colab --out /content/drive/MyDrive/runs/zebrafish
 
   # a benchmark model with the same loop and data
