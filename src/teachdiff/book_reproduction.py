@@ -138,13 +138,23 @@ class Chapter:
         """The test split as ``reproduce`` cuts it."""
         return self.splits()["test"]
 
+    def _models_dir(self, model: str) -> Path | None:
+        """Where ``reproduce`` keeps ``model``'s run (None: the shared folders of ``train_or_load``)."""
+        return None if self.cfg.shared_models else self.out_dir / "models" / model
+
     def method(self, model: str):
         """One trained model of this comparison (the zoo's or the run's), ready to restore."""
         from teachdiff.train import train_or_load
 
-        models_dir = None if self.cfg.shared_models else self.out_dir / "models" / model
-        return train_or_load(self.dataset, self.preset, model, models_dir, seed=self.cfg.seed, progress=False,
-                             use_zoo=self.cfg.use_zoo)
+        return train_or_load(self.dataset, self.preset, model, self._models_dir(model), seed=self.cfg.seed,
+                             progress=False, use_zoo=self.cfg.use_zoo)
+
+    def checkpoint(self, model: str) -> Path:
+        """The checkpoint file of one model of this comparison (the zoo's file or the run's ``best.pt``)."""
+        from teachdiff.train import trained_checkpoint
+
+        return trained_checkpoint(self.dataset, self.preset, model, self._models_dir(model), seed=self.cfg.seed,
+                                  use_zoo=self.cfg.use_zoo)
 
 
 def training_markdown(dataset: str, models, preset: str) -> str:
