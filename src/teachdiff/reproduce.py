@@ -140,8 +140,9 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
 
     Returns ``tables`` and ``predictions`` per post-processing mode (0..255), ``table`` and
     ``predictions`` of the first mode, the per-image ``rows`` of every mode, the ``shifts`` of the
-    re-alignment (``{mode: {method: (N, 2)}}``, empty when not aligned), the inputs ``x``, the GT and
-    the GT training ``reference`` that rescaled methods were mapped onto."""
+    re-alignment (``{mode: {method: (N, 2)}}``, empty when not aligned), the ``outputs`` of the raw
+    input and every model before post-processing and alignment (0..255), the inputs ``x``,
+    the GT and the GT training ``reference`` that rescaled methods were mapped onto."""
     from teachdiff.data import get_dataset_info, make_datasets
 
     out_dir = Path(out_dir)
@@ -215,7 +216,7 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
         _plot_averaging(averaging_curve, out_dir / "averaging.png", cfg)
     return {"table": tables[first], "tables": tables, "rows": rows, "averaging_curve": averaging_curve,
             "predictions": predictions_by_mode[first], "predictions_by_mode": predictions_by_mode,
-            "shifts": shifts, "x": x, "gt": gt, "reference": reference}
+            "shifts": shifts, "outputs": outputs, "x": x, "gt": gt, "reference": reference}
 
 
 def _ddpm_samples(method, x: torch.Tensor, cfg: ReproduceConfig, generator, progress: bool) -> torch.Tensor:

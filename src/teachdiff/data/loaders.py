@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from teachdiff.data.prepare import SPLITS, ArrayPair, PatchSet, prepare_dataset, to_model_range
 from teachdiff.data.registry import DatasetInfo, get_dataset_info
-from teachdiff.data.synthetic import fov_seed, simulate_pair
+from teachdiff.data.synthetic import SyntheticPair, fov_seed, simulate_pair
 
 __all__ = [
     "Augmentation",
@@ -45,6 +45,7 @@ __all__ = [
     "EpochSampler",
     "SyntheticSizes",
     "synthetic_patch_sets",
+    "synthetic_fov",
     "make_datasets",
     "make_dataloaders",
 ]
@@ -192,14 +193,21 @@ def synthetic_patch_sets(
     """
     sizes = sizes or SyntheticSizes.default(patch_size, quick=patch_size <= 64)
     sets = {}
-    for s, (split, n) in enumerate(zip(SPLITS, sizes.n_fov)):
+    for split, n in zip(SPLITS, sizes.n_fov):
         pairs = []
         for f in range(n):
-            sim = simulate_pair(case, sizes.fov_size, fov_seed(seed, s, f), bit_depth)
+            sim = synthetic_fov(case, split, f, sizes, seed, bit_depth)
             name = f"{split}_fov{f:03d}"
             pairs.append(ArrayPair(x=sim.x[None], y=sim.y[None], fov=name, name=name, bit_depth=bit_depth))
         sets[split] = PatchSet(pairs, patch_size, bit_depth, split=split)
     return sets
+
+
+def synthetic_fov(case: str, split: str, index: int, sizes: SyntheticSizes, seed: int = 0,
+                  bit_depth: int = 8) -> SyntheticPair:
+    """Field of view ``index`` of ``split`` exactly as :func:`synthetic_patch_sets` simulates it, with
+    its noise-free expected images (to simulate more captures of the same field)."""
+    return simulate_pair(case, sizes.fov_size, fov_seed(seed, SPLITS.index(split), index), bit_depth)
 
 
 # Quick mode on a real dataset keeps this many patches per split (evenly spread over the split).

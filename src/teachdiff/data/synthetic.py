@@ -56,6 +56,7 @@ __all__ = [
     "simulate_detection",
     "simulate_pair",
     "simulate_captures",
+    "simulate_synapse_stack",
     "make_synthetic_dataset",
 ]
 
@@ -415,6 +416,70 @@ def simulate_captures(pair: SyntheticPair, n: int, seed: int) -> list[np.ndarray
     rng = np.random.default_rng(seed)
     return [simulate_detection(photons, rng, gain=gain, offset=offset, read_noise=cfg.read_noise * units,
                                bit_depth=pair.bit_depth) for _ in range(n)]
+
+
+def simulate_synapse_stack(
+    size: int | tuple[int, int] = (64, 96),
+    n_slices: int = 10,
+    seed: int = 0,
+    z_step: float = 2.0,
+    axial_sigma: float = 2.5,
+    config: MicroscopeConfig | None = None,
+) -> SyntheticPair:
+    """A z-stack of the ``synapses`` case: ``x`` and ``y`` of shape (n_slices, H, W), uint8.
+
+    The puncta of :func:`simulate_structure` ("synapses") are placed in a volume, slices
+    ``z_step`` pixels apart (lengths in lateral pixels); each spot is a 3-D Gaussian of its lateral
+    size, the neuropil a smooth 3-D field. Both images are blurred by the case's lateral PSFs and
+    by one axial Gaussian of ``axial_sigma`` pixels, the same for x and y, so that every slice
+    looks like the 2-D pairs the models were trained on (the real confocal and Airyscan stacks
+    also differ along z; this stand-in does not model that). Doses, background and detector are
+    those of the 2-D case, and the stack is normalised like a 2-D pair (target peak about 1).
+    """
+    cfg = config if config is not None else microscope_config("synapses")
+    H, W = _shape(size)
+    if n_slices < 2 or z_step <= 0 or axial_sigma <= 0:
+        raise ValueError(f"a stack needs n_slices >= 2 and positive z_step and axial_sigma, got {n_slices}, "
+                         f"{z_step}, {axial_sigma}")
+    rng = np.random.default_rng(seed)
+    margin = int(np.ceil(_CANVAS_MARGIN_SIGMAS * max(cfg.psf_sigma_x, cfg.psf_sigma_y)))
+    margin_z = int(np.ceil(_CANVAS_MARGIN_SIGMAS * axial_sigma / z_step))
+    shape = (n_slices + 2 * margin_z, H + 2 * margin, W + 2 * margin)
+    depth = shape[0] * z_step
+    canvas = np.zeros(shape)
+    # The 2-D case's spot sizes and densities per 256 x 256 pixels, spread over a volume: a slab
+    # of 6 pixels holds as many spots as one 2-D image, so a slice shows a similar number in focus.
+    # The axial blur spreads a spot of size sigma over sqrt(sigma^2 + axial_sigma^2) along z; its
+    # amplitude is raised by that ratio, so an in-focus spot peaks as in the 2-D case.
+    for sigma, density in ((0.7, 90), (1.2, 50), (2.0, 15)):
+        n = rng.poisson(density * shape[1] * shape[2] / _REFERENCE_AREA * depth / 6.0)
+        spots = np.zeros(shape)
+        z = np.minimum((rng.uniform(0, depth, n) / z_step).astype(np.int64), shape[0] - 1)
+        in_focus = np.hypot(sigma, axial_sigma) / sigma
+        np.add.at(spots, (z, rng.integers(0, shape[1], n), rng.integers(0, shape[2], n)),
+                  rng.lognormal(0.0, 0.6, size=n) * (2 * np.pi) ** 1.5 * sigma**3 / z_step * in_focus)
+        canvas += ndimage.gaussian_filter(spots, (sigma / z_step, sigma, sigma))
+    neuropil = ndimage.gaussian_filter(rng.normal(size=shape), (6.0 / z_step, 6.0, 6.0))
+    canvas += 0.1 * np.clip(neuropil / (neuropil.std() + 1e-12), 0, None)
+    inner = (slice(margin_z, margin_z + n_slices), slice(margin, margin + H), slice(margin, margin + W))
+    axial = axial_sigma / z_step
+    blurred_y = ndimage.gaussian_filter(canvas, (axial, cfg.psf_sigma_y, cfg.psf_sigma_y))
+    blurred_x = ndimage.gaussian_filter(canvas, (axial, cfg.psf_sigma_x, cfg.psf_sigma_x))
+    peak = np.percentile(blurred_y[inner], 99.9)
+    scale = 1.0 / peak if peak > 0 else 1.0
+    detect = dict(gain=cfg.gain, offset=cfg.offset, read_noise=cfg.read_noise, bit_depth=8)
+    photons_x = cfg.dose_x * (blurred_x[inner] * scale + cfg.background)
+    photons_y = cfg.dose_y * (blurred_y[inner] * scale + cfg.background)
+    return SyntheticPair(
+        x=simulate_detection(photons_x, rng, **detect),
+        y=simulate_detection(photons_y, rng, **detect),
+        structure=(canvas[inner] * scale).astype(np.float32),
+        expected_x=(cfg.gain * photons_x + cfg.offset).astype(np.float32),
+        expected_y=(cfg.gain * photons_y + cfg.offset).astype(np.float32),
+        config=cfg,
+        bit_depth=8,
+        seed=seed,
+    )
 
 
 def _fov_names(case: str, n_fov: int) -> list[tuple[str, int]]:
