@@ -48,8 +48,8 @@ from teachdiff import metrics, stats
 from teachdiff.metrics.postprocess import postprocess
 from teachdiff.paper import METHOD_LABELS, paper_value
 
-__all__ = ["ReproduceConfig", "reproduce", "postprocess", "ranking", "describe_table", "choose_dataset", "dataset_card", "comparison_markdown", "plot_boxplots", "plot_averaging",
-           "plot_examples", "add_parser"]
+__all__ = ["ReproduceConfig", "reproduce", "postprocess", "ranking", "describe_table", "choose_dataset", "dataset_card",
+           "comparison_markdown", "plot_boxplots", "plot_averaging", "plot_examples"]
 
 RESCALED = metrics.PAPER_RESCALED  # §3.6 (+ the classical filters): rescaled to the GT under "paper"
 RESOLUTION_METRICS = ("resolution", "resolution_ratio")

@@ -437,6 +437,8 @@ def simulate_synapse_stack(
     those of the 2-D case, and the stack is normalised like a 2-D pair (target peak about 1).
     """
     cfg = config if config is not None else microscope_config("synapses")
+    from scipy import ndimage
+
     H, W = _shape(size)
     if n_slices < 2 or z_step <= 0 or axial_sigma <= 0:
         raise ValueError(f"a stack needs n_slices >= 2 and positive z_step and axial_sigma, got {n_slices}, "
