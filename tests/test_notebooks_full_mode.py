@@ -13,6 +13,7 @@ chapter 4 trained, as they do for a reader who runs the book in order.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,13 @@ pytestmark = pytest.mark.full_notebooks
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
+def runs(tmp_path_factory):
+    """The runs folder and the kernels' TMPDIR: checkpoints of the paper's networks, about 20 GB
+    by the end, removed when the module is done rather than kept with pytest's last three runs."""
+    folder = tmp_path_factory.mktemp("runs")
+    (folder / "tmp").mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_there_is_a_notebook_per_chapter():
@@ -39,6 +45,7 @@ def test_chapter_runs_to_the_end_in_capped_full_mode(notebook: Path, runs: Path,
     monkeypatch.delenv("TEACHDIFF_QUICK", raising=False)
     monkeypatch.setenv("TEACHDIFF_CAPPED", "1")
     monkeypatch.setenv("TEACHDIFF_RUNS", str(runs))
+    monkeypatch.setenv("TMPDIR", str(runs / "tmp"))  # chapter 13 works in a temporary folder
     nb = nbformat.read(notebook, as_version=4)
     # as in the book build (myst-nb): cells tagged skip-execution run only in Colab and Jupyter
     nb.cells = [c for c in nb.cells if "skip-execution" not in c.metadata.get("tags", [])]

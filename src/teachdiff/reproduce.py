@@ -85,7 +85,7 @@ class ReproduceConfig:
         on two test images with two samples."""
         cfg = cls._uncapped(dataset, preset)
         if teachdiff.capped_mode():
-            cfg = dataclasses.replace(cfg, test_images=min(cfg.test_images or 2, 2), n_avg=teachdiff.capped(cfg.n_avg, 2))
+            cfg = dataclasses.replace(cfg, test_images=min(cfg.test_images or 2, 2), n_avg=min(cfg.n_avg, 2))
         return cfg
 
     @classmethod
