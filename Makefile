@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 BOOK_FLAGS ?=
 
-.PHONY: install test book book-strict student clean sync
+.PHONY: install test test-full-mode book book-strict student clean sync
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## CI: every chapter's .ipynb in full mode with capped counts (TEACHDIFF_CAPPED=1), about 10 min.
+test-full-mode: $(STAMP)
+	$(PY) -m pytest -q -m full_notebooks --durations=0 tests/test_notebooks_full_mode.py
 
 ## Execute every chapter in quick mode (TEACHDIFF_QUICK=1) and build the HTML book.
 book: $(STAMP)

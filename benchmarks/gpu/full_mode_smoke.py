@@ -1,7 +1,11 @@
 """Full-mode smoke: every chapter's full-mode code path at the paper's sizes, with capped counts.
 
-    python benchmarks/gpu/full_mode_smoke.py --device cpu      # what tests/test_full_mode_smoke.py runs
     python benchmarks/gpu/full_mode_smoke.py --device cuda     # part of benchmarks/gpu/run.sh
+    python benchmarks/gpu/full_mode_smoke.py --device cpu
+
+On the CPU, CI runs the chapters themselves instead (tests/test_notebooks_full_mode.py, under
+``TEACHDIFF_CAPPED=1``); this script keeps checking the GPU side: autocast, channels-last and
+the memory of the paper's sizes on a real card.
 
 Full mode (``TEACHDIFF_QUICK`` unset) runs the same code as the book's quick mode with other
 sizes; this script makes sure those sizes work without the hours they cost. It keeps what

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["device", "quick_mode", "seed_everything", "__version__"]
+__all__ = ["device", "quick_mode", "capped_mode", "capped", "seed_everything", "__version__"]
 
 
 def device(prefer: str | None = None) -> torch.device:
@@ -76,9 +76,46 @@ def _device_list() -> str:
     return ", ".join(names)
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def quick_mode() -> bool:
     """True when ``TEACHDIFF_QUICK=1``: small images, small models, few epochs (CPU/CI)."""
-    return os.environ.get("TEACHDIFF_QUICK", "0").strip().lower() in {"1", "true", "yes", "on"}
+    return _flag("TEACHDIFF_QUICK")
+
+
+def capped_mode() -> bool:
+    """True when ``TEACHDIFF_CAPPED=1``: CI's smoke run of the book's full mode on two CPU cores.
+
+    Full mode at its own sizes -- 256² patches, the paper's networks, the ``colab`` presets, the
+    full synthetic splits -- with the *counts* capped, so that every chapter runs to the end in
+    a minute or two and a crash such as an index past the end of a split still happens.
+    Nothing a notebook computes from the data (its constants, its splits, the shapes of its
+    results) changes; the cap is honoured in these places only:
+
+    - :func:`teachdiff.train.train_preset`: one epoch of one step of batch 1, validation on one
+      image with one DDIM step, no data-loader workers; :func:`teachdiff.train.runs_dir` keeps
+      such runs in a ``capped`` subfolder, apart from real ones;
+    - :func:`teachdiff.train.load_method` (so every trained or downloaded model): each network
+      computes its output for the first image of its first call with a given input shape, and
+      returns that output for every image of every later call with that shape;
+    - :func:`teachdiff.infer.sample` and everything built on it (restore, tiles, reproduce):
+      two sampler steps (the DDPM's on a schedule of T = 2), and only the first batch of
+      (image, sample) pairs is sampled, the others copy it;
+    - :class:`teachdiff.reproduce.ReproduceConfig` presets: two test images, two samples;
+    - and in a notebook wherever it says ``teachdiff.capped(n, cap)``.
+
+    The numbers a capped run prints mean nothing; that it runs to the end is what it shows.
+    """
+    return _flag("TEACHDIFF_CAPPED")
+
+
+def capped(n: int, cap: int) -> int:
+    """``min(n, cap)`` under ``TEACHDIFF_CAPPED=1`` (:func:`capped_mode`), else ``n``: a count
+    (steps, samples, images) that CI's capped run of full mode may shrink. Never use it for a
+    size or a split, or the cap would hide the errors it is there to find."""
+    return min(n, cap) if capped_mode() else n
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+import teachdiff
 from teachdiff.data import from_model_range, to_model_range
 from teachdiff.data.io import bit_depth_of
 from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample, dpm_solver_pp_sample
@@ -328,7 +329,16 @@ def _sample_items(model, x: torch.Tensor, images: torch.Tensor, tops: torch.Tens
     item_input = torch.arange(b).repeat_interleave(n_samples)
     item_sample = torch.arange(n_samples).repeat(b)
     out = torch.empty(b * n_samples, c_target, h, w, dtype=x.dtype, device=x.device)
-    for chunk in torch.split(torch.arange(b * n_samples), batch_size):
+    chunks = torch.split(torch.arange(b * n_samples), batch_size)
+    # CI's capped run (teachdiff.capped_mode): two sampler steps (the DDPM's on a schedule of two
+    # steps), and the first chunk stands in for all.
+    steps = teachdiff.capped(steps, 2)
+    if teachdiff.capped(schedule.T, 2) < schedule.T:
+        schedule = NoiseSchedule(T=2, s=schedule.s, kind=schedule.kind)
+    for k, chunk in enumerate(chunks):
+        if k >= teachdiff.capped(len(chunks), 1):
+            out[chunk] = out[chunks[0][: len(chunk)]]
+            continue
         which = item_input[chunk]
         with torch.inference_mode():
             keys = field.keys(images[which].to(device), item_sample[chunk].to(device), c_target,

@@ -92,6 +92,15 @@ class ReproduceConfig:
 
     @classmethod
     def preset_for(cls, dataset: str, preset: str) -> "ReproduceConfig":
+        """The comparison of a preset; under ``TEACHDIFF_CAPPED=1`` (:func:`teachdiff.capped_mode`)
+        on two test images with two samples."""
+        cfg = cls._uncapped(dataset, preset)
+        if teachdiff.capped_mode():
+            cfg = dataclasses.replace(cfg, test_images=min(cfg.test_images or 2, 2), n_avg=min(cfg.n_avg, 2))
+        return cfg
+
+    @classmethod
+    def _uncapped(cls, dataset: str, preset: str) -> "ReproduceConfig":
         if preset == "paper":
             return cls(dataset, preset)
         if preset == "quick":

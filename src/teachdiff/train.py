@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 import teachdiff
 from teachdiff import datacard, precision
+from teachdiff.capping import cap_network_calls
 from teachdiff.data.folder import FolderConfig, Normalization
 from teachdiff.guards import FolderLock, GracefulStop, ignore_interrupts
 from teachdiff.methods import DiffusionConfig, RestorationMethod, build_method, method_class
@@ -118,7 +119,22 @@ def train_preset(dataset: str, preset: str = "quick", model: str = "ddpm") -> tu
     2048, scaled by sqrt(8 / 2048) as for Adam (7.5e-4) and rounded up, since 4000 steps at
     the paper's 2e-4 barely move unit-scale weights. This choice is reasoned, not yet tuned
     on a GPU. The baselines bring their own presets (``teachdiff.baselines``), sized the same way.
+
+    Under ``TEACHDIFF_CAPPED=1`` (:func:`teachdiff.capped_mode`) every preset keeps its sizes
+    and its network and trains one step of batch 1, validated on one image with one DDIM step
+    (no sample images).
     """
+    cfg, method_cfg = _preset(dataset, preset, model)
+    if not teachdiff.capped_mode():
+        return cfg, method_cfg
+    cfg = dataclasses.replace(cfg, epochs=1, steps_per_epoch=1, batch_size=1, val_images=1, sample_every=0,
+                              num_workers=0)
+    if hasattr(method_cfg, "val_steps"):
+        method_cfg = dataclasses.replace(method_cfg, val_steps=1)
+    return cfg, method_cfg
+
+
+def _preset(dataset: str, preset: str, model: str) -> tuple[TrainConfig, object]:
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
     cls = method_class(model)
@@ -283,7 +299,8 @@ def load_method(path: str | Path, map_location="cpu", expect_kind: str | None = 
     stored = payload.get("normalization")
     method.normalization = Normalization.from_dict(stored) if stored else None
     method.data_card = datacard.stored(payload)  # what it was trained on (teachdiff.datacard)
-    return prepare_network(method.to(map_location), map_location, training=False).eval()
+    method = prepare_network(method.to(map_location), map_location, training=False).eval()
+    return cap_network_calls(method) if teachdiff.capped_mode() else method
 
 
 # ----------------------------------------------------------------------------------------------
@@ -734,12 +751,16 @@ def _train(config: TrainConfig, method_config, out_dir: Path, resume: bool, data
 
 
 def runs_dir() -> Path:
-    """Where :func:`train_or_load` keeps its runs: ``$TEACHDIFF_RUNS`` or the user cache folder."""
+    """Where :func:`train_or_load` keeps its runs: ``$TEACHDIFF_RUNS`` or the user cache folder;
+    its ``capped`` subfolder under ``TEACHDIFF_CAPPED=1``, so that a capped run is never loaded
+    as a finished run of its preset."""
     if os.environ.get("TEACHDIFF_RUNS"):
-        return Path(os.environ["TEACHDIFF_RUNS"])
-    from platformdirs import user_cache_dir
+        base = Path(os.environ["TEACHDIFF_RUNS"])
+    else:
+        from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("teachdiff")) / "runs"
+        base = Path(user_cache_dir("teachdiff")) / "runs"
+    return base / "capped" if teachdiff.capped_mode() else base
 
 
 # Assumed model-FLOPs utilisation (fraction of the card's dense 16-bit peak) for the time
