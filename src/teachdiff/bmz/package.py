@@ -645,7 +645,9 @@ def export_package(model: str | Path, out: str | Path, *, force: bool = False, s
         tifffile.imwrite(d / "sample_input.tif", crop)
         torch.save(module.state_dict(), d / "weights.pt")
         if traced is not None:
-            torch.jit.save(traced, str(d / "weights.torchscript"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: still what deepImageJ runs
+                torch.jit.save(traced, str(d / "weights.torchscript"))
         _environment_file(d / "environment.yaml")
         display_top = float(np.percentile(np.concatenate([crop.ravel(), restored.ravel()]), 99.8))
         _write_cover(d / "cover.png", crop, restored[0, 0], display_top, display_top)
@@ -677,8 +679,12 @@ def export_package(model: str | Path, out: str | Path, *, force: bool = False, s
         tmp_zip = out.with_name(f".{out.stem}.partial-{os.getpid()}.zip")
         say(f"writing {out}")
         with _removed_on_failure(tmp_zip):
-            save_package(descr, output_path=tmp_zip)
-            os.replace(tmp_zip, out)
+            try:
+                save_package(descr, output_path=tmp_zip)
+                os.replace(tmp_zip, out)
+            except OSError as err:
+                raise PermissionError(f"could not write {out} ({err.strerror or err}); check free disk space and "
+                                      "that its folder is writable.") from None
     formats = ("pytorch_state_dict",) + (("torchscript",) if traced is not None else ())
     return ExportResult(out, kind, formats, ts_note, geometry, calls, gflop, seconds, norm,
                         seed if kind == "ddpm" else None)
