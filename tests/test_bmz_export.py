@@ -120,6 +120,7 @@ def test_every_baseline_exports_a_package_that_passes_test_model(kind, tmp_path,
     assert not any(k.startswith("method.discriminator.") for k in keys)  # pix2pix: generator only
 
 
+@pytest.mark.slow
 def test_ddpm_package_declares_sampler_seed_halo_cost_and_citation(ddpm_zip):
     rdf, files, readme = _rdf(ddpm_zip)
     ours = rdf["config"]["teachdiff"]
@@ -291,3 +292,41 @@ def test_a_failed_export_removes_its_partial_zip_and_keeps_the_old_one(tmp_path,
         export_package(CARE, out, force=True, torchscript=False, progress=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["care.zip"]
     assert out.read_bytes() == b"an earlier package"
+
+
+@pytest.mark.slow
+def test_a_model_of_your_own_folder_is_exported_with_its_saved_normalisation(tmp_path, small_ddpm, one_thread):
+    """The book's path: a model trained on a folder of 12-bit captures in 16-bit files; the test
+    capture comes from the folder's test split, the preprocessing is the saved 12-bit scaling."""
+    import dataclasses
+
+    from teachdiff.data import write_image
+    from teachdiff.data.folder import FolderConfig, prepare_folder
+
+    folder = FolderConfig(str(tmp_path / "pairs"), bit_depth=12, split_fractions=(0.6, 0.2, 0.2))
+    for f in range(5):
+        pair = simulate_pair("microtubules", 48, seed=2910 + f, bit_depth=16)
+        write_image(tmp_path / "pairs" / "raw" / f"fov{f}.tif", pair.x // 16)
+        write_image(tmp_path / "pairs" / "gt" / f"fov{f}.tif", pair.y // 16)
+    checkpoint = save_checkpoint(tmp_path / "best.pt", small_ddpm,
+                                 normalization=Normalization.from_bit_depth(12, 16).to_dict(),
+                                 train_config={"data": dataclasses.asdict(folder), "preset": "quick", "seed": 0})
+    result = export_package(checkpoint, tmp_path / "mine.zip", progress=None)
+    rdf, _, readme = _rdf(result.path)
+    gain = rdf["inputs"][0]["preprocessing"][1]["kwargs"]["gain"]
+    assert gain == pytest.approx(2 / 4095)
+    test_fov = prepare_folder(folder, 32, progress=False)["test"].pairs[0].x_path.name
+    assert test_fov in rdf["config"]["teachdiff"]["test_capture"] and "own folder of pairs" in readme
+    with zipfile.ZipFile(result.path) as z:
+        z.extract("test_input.npy", tmp_path)
+    test_input = np.load(tmp_path / "test_input.npy")
+    assert test_input.shape == (1, 1, 32, 32) and 255 < test_input.max() <= 4095  # 12-bit values, unscaled
+    _test_model(result.path)
+
+
+def test_a_sample_beyond_the_models_bit_depth_is_refused(tmp_path, capsys):
+    write = tmp_path / "capture16.tif"
+    tifffile.imwrite(write, (_capture(64, seed=2920)[0].astype(np.uint16) * 257))
+    code, err = _export(capsys, CARE, "--out", tmp_path / "care.zip", "--sample", write)
+    assert code == 1 and "values up to" in err and "8-bit range 0..255" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capture16.tif"]

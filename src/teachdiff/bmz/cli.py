@@ -72,6 +72,6 @@ def run(args) -> int:
     print(f"wrote {result.path}: {result.kind}, weights {', '.join(result.weight_formats)}; tiles of {sides} px, "
           f"halo {g.halo} px; {result.network_calls_per_tile} network call(s), {result.gflop_per_tile:.3g} GFLOP and "
           f"{result.seconds_per_tile:.2g} s per {g.tile}² tile here")
-    if "torchscript" not in result.weight_formats:
+    if not args.no_torchscript and "torchscript" not in result.weight_formats:
         print(result.torchscript_note)
     return 0

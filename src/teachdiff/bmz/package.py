@@ -70,12 +70,14 @@ class TileGeometry:
     """The input sides a package accepts and the halo its outputs carry.
 
     Sides ``tile + n * step`` (``step`` None: ``tile`` only); ``halo`` pixels at each border of
-    an output are context, to be cropped by a consumer that tiles (bioimageio.core does).
+    an output are context, to be cropped by a consumer that tiles (bioimageio.core does): half
+    the default overlap of the ``restore_tile``-pixel tiles of ``teachdiff restore``.
     """
 
     tile: int
     step: int | None
     halo: int
+    restore_tile: int
 
 
 @dataclass
@@ -149,12 +151,13 @@ def tile_geometry(method) -> TileGeometry:
 
     if method.kind == "ddpm":
         tile = default_tile(method.unet)
-        return TileGeometry(tile, method.unet.config.size_multiple, default_overlap(tile) // 2)
-    if method.kind == "pix2pix":
+        return TileGeometry(tile, method.unet.config.size_multiple, default_overlap(tile) // 2, tile)
+    if method.kind == "pix2pix":  # Pix2Pix.restore tiles at the generator's size inside restore's tiles
         tile = method.generator.size_multiple
-        return TileGeometry(tile, None, default_overlap(tile) // 2)
+        return TileGeometry(tile, None, default_overlap(tile) // 2, tile)
     m = method.net.size_multiple
-    return TileGeometry(-(-BASELINE_TILE // m) * m, m, default_overlap(RESTORE_BASELINE_TILE) // 2)
+    return TileGeometry(-(-BASELINE_TILE // m) * m, m, default_overlap(RESTORE_BASELINE_TILE) // 2,
+                        RESTORE_BASELINE_TILE)
 
 
 def _train_config(payload: dict) -> dict:
@@ -222,10 +225,26 @@ def _training_test_capture(train_config: dict, side: int, datasets: dict) -> tup
     return stack[stack.shape[0] // 2], f"{pairs[0].x_path.name}, the first test FOV of {root}"
 
 
+def _check_capture(capture: np.ndarray, where: str, norm: Normalization) -> None:
+    """The capture must be on the intensity scale the package states: else its test tensors
+    would show the model on data it never saw."""
+    from teachdiff.data.io import bit_depth_of
+
+    if norm.mode == "percentile" and bit_depth_of(capture.dtype) != norm.container_bits:
+        raise ValueError(f"the capture {where} is not {norm.container_bits}-bit like the model's training images; "
+                         "pass a capture of the kind it was trained on with --sample.")
+    top = 2**norm.bit_depth - 1
+    if norm.mode == "bitdepth" and float(capture.max()) > top:
+        raise ValueError(f"the capture {where} has values up to {float(capture.max()):.0f}, beyond the "
+                         f"{norm.bit_depth}-bit range 0..{top} of the model's inputs; pass a capture of the kind it "
+                         "was trained for with --sample, or the captures' real bit depth with --bit-depth.")
+
+
 def _brightest_crop(image: np.ndarray, side: int) -> np.ndarray:
     """The ``side``-pixel crop with the highest mean among crops at half-tile steps (structure, not background)."""
     step = max(side // 2, 1)
-    corners = [(r, c) for r in range(0, image.shape[0] - side + 1, step) for c in range(0, image.shape[1] - side + 1, step)]
+    rows, cols = range(0, image.shape[0] - side + 1, step), range(0, image.shape[1] - side + 1, step)
+    corners = [(r, c) for r in rows for c in cols]
     r, c = max(corners, key=lambda rc: float(image[rc[0]:rc[0] + side, rc[1]:rc[1] + side].mean()))
     return image[r:r + side, c:c + side]
 
@@ -369,6 +388,10 @@ def _subject(train_config: dict) -> str:
     return str(train_config.get("dataset") or "unknown-data")
 
 
+def _affine_text(name: str, gain: float, offset: float) -> str:
+    return f"{name} * {gain:.9g} {'-' if offset < 0 else '+'} {abs(offset):.9g}"
+
+
 def _package_name(kind: str, train_config: dict) -> str:
     preset = train_config.get("preset")
     name = f"teachdiff {LABELS[kind]} {_subject(train_config)}" + (f" ({preset})" if preset else "")
@@ -398,12 +421,12 @@ def _training_text(payload: dict, train_config: dict, zoo_entry) -> str:
     keys = ("model", "preset", "patch_size", "batch_size", "lr", "epochs", "steps_per_epoch", "max_steps", "seed")
     recorded = ", ".join(f"{k} {train_config[k]}" for k in keys if train_config.get(k) is not None)
     if recorded:
-        lines.append(f"- training run: {recorded}; {payload.get('step', '?')} optimizer steps, EMA weights "
-                     "where the run kept them")
+        lines.append(f"- training run: {recorded}; {payload.get('step', '?')} optimizer steps")
     if train_config.get("init"):
         lines.append(f"- fine-tuned from `{train_config['init']}`")
     if payload.get("best_val_mae") is not None:
-        lines.append(f"- validation MAE at the kept checkpoint: {payload['best_val_mae']:.2f} grey levels (0..255 scale)")
+        lines.append(f"- validation MAE at the kept checkpoint: {payload['best_val_mae']:.2f} grey levels "
+                     "(0..255 scale)")
     if zoo_entry is not None:
         scores = ", ".join(f"{k} {v}" for k, v in zoo_entry.scores.items())
         lines += [f"- released in teachdiff's model zoo as `{zoo_entry.name}`; trained with `{zoo_entry.command}` "
@@ -434,8 +457,8 @@ def _limits_text(kind: str, train_config: dict, norm: Normalization) -> str:
                      f"percentiles ({norm.describe()}) and must be {norm.container_bits}-bit captures like those.")
     else:
         items.append(f"**captures on another intensity scale**: inputs must be {norm.bit_depth}-bit values "
-                     f"(0..{2**norm.bit_depth - 1}); a 12-bit camera writing 16-bit files needs a package exported "
-                     "with `--bit-depth 12`.")
+                     f"(0..{2**norm.bit_depth - 1}). Captures of another bit depth (a 12-bit camera writing 16-bit "
+                     "files, say) need a package exported with `--bit-depth B`, B their real bit depth.")
     if kind == "ddpm":
         items.append("**the std map as an error bar**: it shows where the samples disagree. A low std does not "
                      "prove a pixel right; a model can be confidently wrong on data unlike its training set "
@@ -455,12 +478,15 @@ def _readme(name: str, kind: str, payload: dict, train_config: dict, zoo_entry, 
     gain_in, offset_in = _affine_in(norm)
     gain_out, offset_out = _affine_out(norm)
     sides = (f"{geometry.tile} + n x {geometry.step}" if geometry.step else f"exactly {geometry.tile}")
+    back = (f"`{'mean' if kind == 'ddpm' else 'restored'}` is clipped to [-1, 1] and mapped back with "
+            f"`{_affine_text('y', gain_out, offset_out)}`" + (f", `std` is multiplied by {gain_out:.9g}"
+                                                             if kind == "ddpm" else ""))
     if kind == "ddpm":
         outputs = (f"- `mean`: DDPM-avg, the mean of {FAST_SAMPLING.samples} samples of stochastic DDIM with "
                    f"{FAST_SAMPLING.steps} steps (eta = {FAST_SAMPLING.eta:g}): {FAST_SAMPLING.calls} network calls "
-                   "per tile, teachdiff's fast default sampler (`teachdiff restore`'s default; the paper's "
-                   "15 x 200 ancestral steps cost 3000 calls for about the same MAE, see "
-                   "`benchmarks/results/frontier.md`).\n"
+                   "per tile: the default of `teachdiff restore`, whose MAE was within 2 % of the paper's "
+                   "DDPM-avg (15 samples of 200 ancestral steps, 3000 calls) on teachdiff's synthetic datasets "
+                   "(teachdiff's `benchmarks/results/frontier.md`).\n"
                    "- `std`: the per-pixel standard deviation of those samples (Eq. 15 of the paper, 1/N), on the "
                    "capture's intensity scale. `teachdiff restore` writes the same map divided by the scale's "
                    f"full range ({2**norm.bit_depth - 1 if norm.mode == 'bitdepth' else 'y_high - y_low'}).\n\n"
@@ -479,19 +505,18 @@ WACV 2025 (arXiv:2409.12078).
 ## Input and output
 
 - `raw`: one raw capture (2-D, one channel), on its own intensity scale. Preprocessing maps it to
-  the network's range [-1, 1] as in training: `x * {gain_in:.9g} + {offset_in:.9g}`
+  the network's range [-1, 1] as in training: `{_affine_text("x", gain_in, offset_in)}`
   ({norm.describe()}).
 {outputs}
 
-Each output is clipped to [-1, 1] and mapped back with `y * {gain_out:.9g} + {offset_out:.9g}`, the
-scale `teachdiff restore` writes.
+{back}: the scale `teachdiff restore` writes.
 
 ## Tiling and cost
 
 Inputs of {sides} pixels per side (batch of any size). The outputs have a halo of
 {geometry.halo} pixels: a consumer that tiles a large image crops {geometry.halo} pixels at each tile
 border, so neighbouring tiles overlap by {2 * geometry.halo} pixels, as `teachdiff restore` overlaps its
-tiles ({geometry.tile}-pixel tiles). The input is mirror-padded (reflect) at the image border.
+{geometry.restore_tile}-pixel tiles. The input is mirror-padded (reflect) at the image border.
 
 {cost}
 
@@ -606,12 +631,7 @@ def export_package(model: str | Path, out: str | Path, *, force: bool = False, s
     norm = package_normalization(method, train_config, bit_depth)
     geometry = tile_geometry(method)
     capture, capture_where = sample_capture(train_config, geometry.tile, sample)
-    if method.normalization is not None and method.normalization.mode == "percentile":
-        from teachdiff.data.io import bit_depth_of
-
-        if bit_depth_of(capture.dtype) != norm.container_bits:
-            raise ValueError(f"the capture {capture_where} is not {norm.container_bits}-bit like the model's training "
-                             "images; pass a capture of the kind it was trained on with --sample.")
+    _check_capture(capture, capture_where, norm)
     kind = method.kind
     module = _packaged_module(method, seed)
     gain_in, offset_in = _affine_in(norm)
@@ -666,8 +686,8 @@ def export_package(model: str | Path, out: str | Path, *, force: bool = False, s
         cost = (f"Cost per {geometry.tile}x{geometry.tile} tile: {calls} network call{'s' if calls > 1 else ''}, "
                 f"{gflop:.3g} GFLOP; {seconds:.2g} s on {device_note} (torch {torch.__version__}, "
                 f"{torch.get_num_threads()} thread(s)).")
-        mae_note = (f"the restoration's mean is {restored.mean():.1f} for a capture mean of {crop.mean():.1f}; "
-                    f"covers: capture | {'DDPM-avg, and DDPM-avg | std map' if kind == 'ddpm' else 'restoration'}.")
+        mae_note = (f"mean intensity {crop.mean():.4g} in the capture, {restored.mean():.4g} in the restoration. "
+                    f"Covers: capture | {'DDPM-avg, and DDPM-avg | std map' if kind == 'ddpm' else 'restoration'}.")
         weights_licence = _weights_licence(train_config, licence)
         readme = _readme(name, kind, payload, train_config, zoo_entry, norm, geometry, mae_note, capture_where,
                          seed if kind == "ddpm" else None, licence, weights_licence, cost)
