@@ -6,7 +6,8 @@ What goes into ``FILE.zip`` (:func:`export_package`):
   architecture the package names as ``teachdiff.bmz.network:PackagedModel`` with the method's
   configuration as keyword arguments (the installed teachdiff builds it; ``environment.yaml``
   says how to install it); ``weights.torchscript``, a trace of the same module, only when the
-  trace reproduces the module on another batch size and tile shape than it was traced with;
+  trace, made to follow its input's device, reproduces the module on another batch size and
+  tile shape than it was traced with;
 - the normalisation the model was trained with, as the spec's operations: a raw capture goes in,
   ``scale_linear`` maps it to [-1, 1] (:class:`teachdiff.data.folder.Normalization`,
   :math:`x \mapsto g x + o`), and ``clip`` to [-1, 1] plus ``scale_linear`` map each output back
@@ -42,27 +43,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 
 import teachdiff
 from teachdiff.bmz.network import PackagedModel
 from teachdiff.cli import CommandError
 from teachdiff.data.folder import Normalization
+from teachdiff.data.registry import PAPER_CITATION
 from teachdiff.infer import FAST_SAMPLING, default_overlap
+from teachdiff.paper import METHOD_LABELS as LABELS
 
 __all__ = ["ExportResult", "TileGeometry", "export_package", "package_normalization", "resolve_model",
            "tile_geometry"]
 
 BMZ_INSTALL = 'pip install "teachdiff[bmz]"'
 INSTALL_TEACHDIFF = "teachdiff @ git+https://github.com/teachdiff/teachdiff"
-PAPER_CITATION_TEXT = ("Osuna-Vargas P., Wehrheim M. H., Zinz L., Rahm J., Balakrishnan A., Kaminer A., Heilemann M., "
-                       "Kaschube M. Denoising diffusion models for high-resolution microscopy image restoration. "
-                       "WACV 2025. arXiv:2409.12078.")
+PAPER_CITATION_TEXT = f"{PAPER_CITATION} arXiv:2409.12078."
 PAPER_DOI = "10.48550/arXiv.2409.12078"  # the arXiv record of the paper
 BASELINE_TILE = 64  # the smallest tile offered for CARE, Noise2Void and UNet-RCAN
 RESTORE_BASELINE_TILE = 256  # teachdiff restore's tile for a baseline: its halo is half that overlap
 TORCHSCRIPT_TOLERANCE = 1e-4  # largest |trace - module| in [-1, 1] for the trace to be packaged
-LABELS = {"ddpm": "DDPM", "care": "CARE", "n2v": "Noise2Void", "pix2pix": "Pix2pix", "rcan": "UNet-RCAN"}
 
 
 @dataclass(frozen=True)
@@ -403,12 +404,13 @@ def _package_name(kind: str, train_config: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _training_text(payload: dict, train_config: dict, zoo_entry) -> str:
+def _training_text(ex: "_Export") -> str:
     from teachdiff.data.registry import DATASETS
 
+    config, payload, zoo_entry = ex.train_config, ex.payload, ex.zoo_entry
     lines = []
-    folder = train_config.get("data")
-    info = DATASETS.get(train_config.get("dataset")) if not folder else None
+    folder = config.get("data")
+    info = DATASETS.get(config.get("dataset")) if not folder else None
     if folder:
         lines.append(f"- data: your own folder of pairs `{folder.get('path')}` (raw -> gt), split by field of view "
                      f"{tuple(folder.get('split_fractions', ()))} with seed {folder.get('split_seed', 0)}")
@@ -417,13 +419,13 @@ def _training_text(payload: dict, train_config: dict, zoo_entry) -> str:
                   f"- source: {info.source}", f"- pixel size: {info.pixel_size_nm:g} nm ({info.pixel_size_source})",
                   f"- data licence: {info.licence}"]
     else:
-        lines.append(f"- data: `{train_config.get('dataset', 'not recorded')}` (not in teachdiff's registry)")
+        lines.append(f"- data: `{config.get('dataset', 'not recorded')}` (not in teachdiff's registry)")
     keys = ("model", "preset", "patch_size", "batch_size", "lr", "epochs", "steps_per_epoch", "max_steps", "seed")
-    recorded = ", ".join(f"{k} {train_config[k]}" for k in keys if train_config.get(k) is not None)
+    recorded = ", ".join(f"{k} {config[k]}" for k in keys if config.get(k) is not None)
     if recorded:
         lines.append(f"- training run: {recorded}; {payload.get('step', '?')} optimizer steps")
-    if train_config.get("init"):
-        lines.append(f"- fine-tuned from `{train_config['init']}`")
+    if config.get("init"):
+        lines.append(f"- fine-tuned from `{config['init']}`")
     if payload.get("best_val_mae") is not None:
         lines.append(f"- validation MAE at the kept checkpoint: {payload['best_val_mae']:.2f} grey levels "
                      "(0..255 scale)")
@@ -435,10 +437,11 @@ def _training_text(payload: dict, train_config: dict, zoo_entry) -> str:
     return "\n".join(lines)
 
 
-def _limits_text(kind: str, train_config: dict, norm: Normalization) -> str:
+def _limits_text(ex: "_Export") -> str:
     from teachdiff.data.registry import DATASETS
 
-    info = DATASETS.get(train_config.get("dataset")) if not train_config.get("data") else None
+    norm, kind = ex.norm, ex.kind
+    info = DATASETS.get(ex.train_config.get("dataset")) if not ex.train_config.get("data") else None
     items = []
     if info is not None and info.is_synthetic:
         items.append("**real microscope images**: it was trained on simulated images only. It is for teaching and "
@@ -472,30 +475,46 @@ def _limits_text(kind: str, train_config: dict, norm: Normalization) -> str:
     return "\n".join(f"- {item}" for item in items)
 
 
-def _readme(name: str, kind: str, payload: dict, train_config: dict, zoo_entry, norm: Normalization,
-            geometry: TileGeometry, result_text: str, capture_where: str, seed: int | None, licence: str,
-            weights_licence: str, cost: str) -> str:
+def _weights_licence(ex: "_Export") -> str:
+    from teachdiff.data.registry import DATASETS
+
+    config = ex.train_config
+    info = DATASETS.get(config.get("dataset")) if not config.get("data") else None
+    if info is not None and info.is_synthetic:
+        return "trained only on teachdiff's simulated data (MIT), released with the code under the MIT licence."
+    if info is not None:
+        return (f"trained on `{info.name}`, whose licence is: {info.licence} The data's terms may bind the weights; "
+                f"check them before you share this package (declared `{ex.licence}`).")
+    return ("trained on data that teachdiff does not know. Whoever trained the model decides the weights' licence "
+            f"and states it with `teachdiff export --license` (this package: `{ex.licence}`).")
+
+
+def _readme(ex: "_Export", capture_mean: float, restored_mean: float) -> str:
+    norm, kind, geometry = ex.norm, ex.kind, ex.geometry
     gain_in, offset_in = _affine_in(norm)
     gain_out, offset_out = _affine_out(norm)
-    sides = (f"{geometry.tile} + n x {geometry.step}" if geometry.step else f"exactly {geometry.tile}")
-    back = (f"`{'mean' if kind == 'ddpm' else 'restored'}` is clipped to [-1, 1] and mapped back with "
-            f"`{_affine_text('y', gain_out, offset_out)}`" + (f", `std` is multiplied by {gain_out:.9g}"
-                                                             if kind == "ddpm" else ""))
+    sides = f"{geometry.tile} + n x {geometry.step}" if geometry.step else f"exactly {geometry.tile}"
+    back = (f"`{ex.output_ids[0]}` is clipped to [-1, 1] and mapped back with "
+            f"`{_affine_text('y', gain_out, offset_out)}`"
+            + (f", `std` is multiplied by {gain_out:.9g}" if kind == "ddpm" else ""))
     if kind == "ddpm":
+        full_range = 2 * gain_out
         outputs = (f"- `mean`: DDPM-avg, the mean of {FAST_SAMPLING.samples} samples of stochastic DDIM with "
-                   f"{FAST_SAMPLING.steps} steps (eta = {FAST_SAMPLING.eta:g}): {FAST_SAMPLING.calls} network calls "
+                   f"{FAST_SAMPLING.steps} steps (eta = {FAST_SAMPLING.eta:g}), {FAST_SAMPLING.calls} network calls "
                    "per tile: the default of `teachdiff restore`, whose MAE was within 2 % of the paper's "
                    "DDPM-avg (15 samples of 200 ancestral steps, 3000 calls) on teachdiff's synthetic datasets "
                    "(teachdiff's `benchmarks/results/frontier.md`).\n"
                    "- `std`: the per-pixel standard deviation of those samples (Eq. 15 of the paper, 1/N), on the "
                    "capture's intensity scale. `teachdiff restore` writes the same map divided by the scale's "
-                   f"full range ({2**norm.bit_depth - 1 if norm.mode == 'bitdepth' else 'y_high - y_low'}).\n\n"
-                   f"Sampling is deterministic: the noise comes from teachdiff's position-keyed noise field with "
-                   f"seed {seed}, the same for every tile, so a tile always gives the same result and the test "
-                   "tensors can be reproduced exactly.")
+                   f"full range ({full_range:.6g}).\n\n"
+                   f"Sampling is deterministic for seed {ex.seed}: the noise of teachdiff's noise field is keyed by "
+                   "the pixel's position in the tile, so a tile always gives the same result and the test outputs "
+                   "are reproduced exactly. A pixel that lands elsewhere in a tile (another tiling, other padding) "
+                   "draws other samples: a DDPM-avg of the same quality, not the same numbers.")
     else:
         outputs = "- `restored`: the restoration, on the capture's intensity scale."
-    return f"""# {name}
+    device_note = f"{'a GPU' if torch.cuda.is_available() else 'the CPU'} of the exporting machine"
+    return f"""# {ex.name}
 
 {LABELS[kind]} restoration of fluorescence microscopy images, trained and exported with
 [teachdiff](https://github.com/teachdiff/teachdiff), a course and library that reproduces
@@ -518,18 +537,21 @@ Inputs of {sides} pixels per side (batch of any size). The outputs have a halo o
 border, so neighbouring tiles overlap by {2 * geometry.halo} pixels, as `teachdiff restore` overlaps its
 {geometry.restore_tile}-pixel tiles. The input is mirror-padded (reflect) at the image border.
 
-{cost}
+Cost per {geometry.tile}x{geometry.tile} tile: {ex.calls} network call{"s" if ex.calls > 1 else ""}, \
+{ex.gflop:.3g} GFLOP; {ex.seconds:.2g} s on {device_note} (torch {torch.__version__}, \
+{torch.get_num_threads()} thread(s)).
 
 ## Training data
 
-{_training_text(payload, train_config, zoo_entry)}
+{_training_text(ex)}
 
-The test tensors and the cover are a {geometry.tile}x{geometry.tile} crop of {capture_where}:
-{result_text}
+The test tensors and the cover are a {geometry.tile}x{geometry.tile} crop of {ex.capture_where}: mean
+intensity {capture_mean:.4g} in the capture, {restored_mean:.4g} in the restoration. Covers: capture |
+{"DDPM-avg, and DDPM-avg | std map" if kind == "ddpm" else "restoration"}.
 
 ## What it must not be trusted for
 
-{_limits_text(kind, train_config, norm)}
+{_limits_text(ex)}
 
 ## Validation
 
@@ -542,28 +564,48 @@ teachdiff's test suite. To score the model on your own ground-truth pairs, resto
 ## Licence and citation
 
 The code of teachdiff, including the architecture this package builds, is under the MIT licence.
-Weights: {weights_licence} This package is declared `{licence}`.
+Weights: {_weights_licence(ex)} This package is declared `{ex.licence}`.
 
 Please cite the paper whose method this model follows: {PAPER_CITATION_TEXT}
 """
 
 
-def _weights_licence(train_config: dict, licence: str) -> str:
-    from teachdiff.data.registry import DATASETS
-
-    info = DATASETS.get(train_config.get("dataset")) if not train_config.get("data") else None
-    if info is not None and info.is_synthetic:
-        return "trained only on teachdiff's simulated data (MIT), released with the code under the MIT licence."
-    if info is not None:
-        return (f"trained on `{info.name}`, whose licence is: {info.licence} The data's terms may bind the weights; "
-                f"check them before you share this package (declared `{licence}`).")
-    return (f"trained on data that teachdiff does not know. Whoever trained the model decides the weights' licence "
-            f"and states it with `teachdiff export --license` (this package: `{licence}`).")
-
-
 # ----------------------------------------------------------------------------------------------
 # The export
 # ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Export:
+    """What one export is made from, and what it measured (filled in as it goes)."""
+
+    checkpoint: Path
+    zoo_entry: object
+    payload: dict
+    train_config: dict
+    method: object
+    norm: Normalization
+    geometry: TileGeometry
+    capture_where: str
+    seed: int
+    licence: str
+    authors: tuple[str, ...]
+    calls: int = 0
+    gflop: float = 0.0
+    seconds: float = 0.0
+    torchscript_note: str = "no torchscript: not requested"
+
+    @property
+    def kind(self) -> str:
+        return self.method.kind
+
+    @property
+    def name(self) -> str:
+        return _package_name(self.kind, self.train_config)
+
+    @property
+    def output_ids(self) -> tuple[str, ...]:
+        return ("mean", "std") if self.kind == "ddpm" else ("restored",)
 
 
 def _import_spec():
@@ -632,70 +674,34 @@ def export_package(model: str | Path, out: str | Path, *, force: bool = False, s
     geometry = tile_geometry(method)
     capture, capture_where = sample_capture(train_config, geometry.tile, sample)
     _check_capture(capture, capture_where, norm)
-    kind = method.kind
+    ex = _Export(checkpoint, zoo_entry, payload, train_config, method, norm, geometry, capture_where, seed, licence,
+                 tuple(authors))
     module = _packaged_module(method, seed)
-    gain_in, offset_in = _affine_in(norm)
-    gain_out, offset_out = _affine_out(norm)
 
     crop = _brightest_crop(capture, geometry.tile).astype(np.float32)
-    raw = torch.from_numpy(crop)[None, None]
-    x = raw * gain_in + offset_in
-    say(f"restoring a {geometry.tile}x{geometry.tile} test tile with the packaged {LABELS[kind]}")
+    say(f"restoring a {geometry.tile}x{geometry.tile} test tile with the packaged {LABELS[ex.kind]}")
+    x = _to_network(crop[None, None], norm)
     start = time.perf_counter()
     with torch.no_grad():
         outputs = _as_outputs(module(x))
-    seconds = time.perf_counter() - start
-    calls, gflop = _gflop_per_tile(method, module, x)
-    restored = (outputs[0].clamp(-1, 1) * gain_out + offset_out).numpy()
-    results = [restored] + ([(outputs[1] * gain_out).numpy()] if kind == "ddpm" else [])
+    ex.seconds = time.perf_counter() - start
+    ex.calls, ex.gflop = _gflop_per_tile(method, module, x)
+    gain_out, offset_out = _affine_out(norm)
+    results = [(outputs[0].clamp(-1, 1) * gain_out + offset_out).numpy()]
+    if ex.kind == "ddpm":
+        results.append((outputs[1] * gain_out).numpy())
 
-    traced, ts_note = None, "no torchscript: not requested"
+    traced = None
     if torchscript:
         say("tracing torchscript weights and checking them on another input shape")
         grow = geometry.step or 0
-        check = torch.from_numpy(np.stack([_brightest_crop(capture, geometry.tile)] * 2)[:, None].astype(np.float32))
-        check = torch.nn.functional.pad(check, (0, 2 * grow, 0, grow), mode="reflect") * gain_in + offset_in
-        traced, ts_note = _traced(module, x, check)
+        check = np.pad(np.stack([crop] * 2)[:, None], ((0, 0), (0, 0), (0, grow), (0, 2 * grow)), mode="reflect")
+        traced, ex.torchscript_note = _traced(module, x, _to_network(check, norm))
 
     with tempfile.TemporaryDirectory(prefix="teachdiff-bmz-") as tmp:
         d = Path(tmp)
-        import tifffile
-
-        np.save(d / "test_input.npy", crop[None, None])
-        tifffile.imwrite(d / "sample_input.tif", crop)
-        torch.save(module.state_dict(), d / "weights.pt")
-        if traced is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: still what deepImageJ runs
-                torch.jit.save(traced, str(d / "weights.torchscript"))
-        _environment_file(d / "environment.yaml")
-        display_top = float(np.percentile(np.concatenate([crop.ravel(), restored.ravel()]), 99.8))
-        _write_cover(d / "cover.png", crop, restored[0, 0], display_top, display_top)
-        covers = [v0_5.FileDescr(source=d / "cover.png")]
-        if kind == "ddpm":
-            std = results[1][0, 0]
-            _write_cover(d / "cover_std.png", restored[0, 0], std, display_top, float(np.percentile(std, 99.5)))
-            covers.append(v0_5.FileDescr(source=d / "cover_std.png"))
-        output_ids = ("mean", "std") if kind == "ddpm" else ("restored",)
-        for name, values in zip(output_ids, results):
-            np.save(d / f"test_{name}.npy", values.astype(np.float32))
-            tifffile.imwrite(d / f"sample_{name}.tif", values[0, 0].astype(np.float32))
-
-        name = _package_name(kind, train_config)
-        device_note = f"{'a GPU' if torch.cuda.is_available() else 'the CPU'} of the exporting machine"
-        cost = (f"Cost per {geometry.tile}x{geometry.tile} tile: {calls} network call{'s' if calls > 1 else ''}, "
-                f"{gflop:.3g} GFLOP; {seconds:.2g} s on {device_note} (torch {torch.__version__}, "
-                f"{torch.get_num_threads()} thread(s)).")
-        mae_note = (f"mean intensity {crop.mean():.4g} in the capture, {restored.mean():.4g} in the restoration. "
-                    f"Covers: capture | {'DDPM-avg, and DDPM-avg | std map' if kind == 'ddpm' else 'restoration'}.")
-        weights_licence = _weights_licence(train_config, licence)
-        readme = _readme(name, kind, payload, train_config, zoo_entry, norm, geometry, mae_note, capture_where,
-                         seed if kind == "ddpm" else None, licence, weights_licence, cost)
-        (d / "README.md").write_text(readme)
-
-        descr = _describe(v0_5, d, name, kind, method, norm, geometry, output_ids, covers, traced is not None,
-                          licence, authors, train_config, seed, calls, gflop, seconds, checkpoint, zoo_entry,
-                          capture_where, ts_note)
+        covers = _write_files(d, ex, module, traced, crop, results)
+        descr = _describe(v0_5, d, ex, covers, traced is not None)
         tmp_zip = out.with_name(f".{out.stem}.partial-{os.getpid()}.zip")
         say(f"writing {out}")
         with _removed_on_failure(tmp_zip):
@@ -706,19 +712,49 @@ def export_package(model: str | Path, out: str | Path, *, force: bool = False, s
                 raise PermissionError(f"could not write {out} ({err.strerror or err}); check free disk space and "
                                       "that its folder is writable.") from None
     formats = ("pytorch_state_dict",) + (("torchscript",) if traced is not None else ())
-    return ExportResult(out, kind, formats, ts_note, geometry, calls, gflop, seconds, norm,
-                        seed if kind == "ddpm" else None)
+    return ExportResult(out, ex.kind, formats, ex.torchscript_note, geometry, ex.calls, ex.gflop, ex.seconds, norm,
+                        seed if ex.kind == "ddpm" else None)
 
 
-def _describe(v0_5, d: Path, name: str, kind: str, method, norm: Normalization, geometry: TileGeometry,
-              output_ids, covers, with_torchscript: bool, licence: str, authors, train_config: dict, seed: int,
-              calls: int, gflop: float, seconds: float, checkpoint: Path, zoo_entry, capture_where: str,
-              ts_note: str):
+def _to_network(raw: np.ndarray, norm: Normalization) -> torch.Tensor:
+    """Captures (N, 1, H, W) -> [-1, 1] with the package's preprocessing, ``x * gain + offset``."""
+    gain, offset = _affine_in(norm)
+    return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)) * gain + offset
+
+
+def _write_files(d: Path, ex: _Export, module: PackagedModel, traced, crop: np.ndarray, results) -> list[str]:
+    """The package's files in ``d``: weights, environment, test and sample tensors, covers, README.
+    Returns the covers' file names."""
+    np.save(d / "test_input.npy", crop[None, None])
+    tifffile.imwrite(d / "sample_input.tif", crop)
+    for name, values in zip(ex.output_ids, results):
+        np.save(d / f"test_{name}.npy", values.astype(np.float32))
+        tifffile.imwrite(d / f"sample_{name}.tif", values[0, 0].astype(np.float32))
+    torch.save(module.state_dict(), d / "weights.pt")
+    if traced is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: still what deepImageJ runs
+            torch.jit.save(traced, str(d / "weights.torchscript"))
+    _environment_file(d / "environment.yaml")
+    restored = results[0][0, 0]
+    top = float(np.percentile(np.concatenate([crop.ravel(), restored.ravel()]), 99.8))
+    _write_cover(d / "cover.png", crop, restored, top, top)
+    covers = ["cover.png"]
+    if ex.kind == "ddpm":
+        std = results[1][0, 0]
+        _write_cover(d / "cover_std.png", restored, std, top, float(np.percentile(std, 99.5)))
+        covers.append("cover_std.png")
+    (d / "README.md").write_text(_readme(ex, float(crop.mean()), float(restored.mean())))
+    return covers
+
+
+def _describe(v0_5, d: Path, ex: _Export, covers: list[str], with_torchscript: bool):
     """The spec-0.5 ``ModelDescr`` of the files in ``d``."""
+    norm, geometry, kind, method = ex.norm, ex.geometry, ex.kind, ex.method
     gain_in, offset_in = _affine_in(norm)
     gain_out, offset_out = _affine_out(norm)
     raw_id = v0_5.TensorId("raw")
-    size = (v0_5.ParameterizedSize(min=geometry.tile, step=geometry.step) if geometry.step else geometry.tile)
+    size = v0_5.ParameterizedSize(min=geometry.tile, step=geometry.step) if geometry.step else geometry.tile
     space_in = [v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=size) for a in ("y", "x")]
     top_in = None if norm.mode == "percentile" else float(2**norm.bit_depth - 1)
     raw = v0_5.InputTensorDescr(
@@ -750,47 +786,47 @@ def _describe(v0_5, d: Path, name: str, kind: str, method, norm: Normalization, 
         outputs = [output("restored", "restoration, capture's intensity scale", back)]
 
     arch = v0_5.ArchitectureFromLibraryDescr(callable=v0_5.Identifier("PackagedModel"),
-                                             import_from="teachdiff.bmz.network", kwargs=module_kwargs(method, seed))
+                                             import_from="teachdiff.bmz.network",
+                                             kwargs=module_kwargs(method, ex.seed))
     torch_version = v0_5.Version(torch.__version__.split("+")[0])
     weights = v0_5.WeightsDescr(
         pytorch_state_dict=v0_5.PytorchStateDictWeightsDescr(
             source=d / "weights.pt", architecture=arch, pytorch_version=torch_version,
             dependencies=v0_5.FileDescr(source=d / "environment.yaml")),
         torchscript=(v0_5.TorchscriptWeightsDescr(source=d / "weights.torchscript", pytorch_version=torch_version,
-                                                  parent="pytorch_state_dict", comment=ts_note)
+                                                  parent="pytorch_state_dict", comment=ex.torchscript_note)
                      if with_torchscript else None))
     tags = ["denoising", "restoration", "fluorescence-light-microscopy", "2d", "pytorch", "teachdiff", kind]
     if kind == "ddpm":
         tags += ["diffusion", "uncertainty"]
-    subject = _subject(train_config)
+    sampling = ({"sampler": FAST_SAMPLING.sampler, "steps": FAST_SAMPLING.steps, "samples": FAST_SAMPLING.samples,
+                 "eta": FAST_SAMPLING.eta, "seed": ex.seed} if kind == "ddpm" else {})
+    released = tuple(f"{m}." for m in method.training_only)
     return v0_5.ModelDescr(
-        name=name,
-        description=(f"{LABELS[kind]} restoration trained with teachdiff on {subject}"
+        name=ex.name,
+        description=(f"{LABELS[kind]} restoration trained with teachdiff on {_subject(ex.train_config)}"
                      + (f"; DDPM-avg of {FAST_SAMPLING.samples} samples with a per-pixel std map" if kind == "ddpm"
                         else "") + " (Osuna-Vargas et al., WACV 2025)."),
-        authors=[v0_5.Author(name=a) for a in authors],
+        authors=[v0_5.Author(name=a) for a in ex.authors],
         cite=[v0_5.CiteEntry(text=PAPER_CITATION_TEXT, doi=v0_5.Doi(PAPER_DOI))],
-        license=v0_5.LicenseId(licence),
+        license=v0_5.LicenseId(ex.licence),
         documentation=v0_5.FileDescr(source=d / "README.md"),
-        covers=covers,
+        covers=[v0_5.FileDescr(source=d / name) for name in covers],
         tags=tags,
         inputs=[raw],
         outputs=outputs,
         weights=weights,
         config=v0_5.Config(bioimageio=v0_5.BioimageioConfig(
             architecture_type=f"{LABELS[kind]} (teachdiff)",
-            model_parameter_count=sum(p.numel() for n, p in method.named_parameters()
-                                      if not n.startswith(tuple(f"{m}." for m in method.training_only))),
-            inference_time=f"{seconds:.2g} s per {geometry.tile}x{geometry.tile} tile ({calls} network calls)",
-            out_of_scope_use=_limits_text(kind, train_config, norm)),
-            teachdiff={"version": teachdiff.__version__, "kind": kind, "checkpoint": checkpoint.name,
-                       "zoo_name": zoo_entry.name if zoo_entry is not None else None,
+            model_parameter_count=sum(p.numel() for n, p in method.named_parameters() if not n.startswith(released)),
+            inference_time=f"{ex.seconds:.2g} s per {geometry.tile}x{geometry.tile} tile ({ex.calls} network calls)",
+            out_of_scope_use=_limits_text(ex)),
+            teachdiff={"version": teachdiff.__version__, "kind": kind, "checkpoint": ex.checkpoint.name,
+                       "zoo_name": ex.zoo_entry.name if ex.zoo_entry is not None else None,
                        "normalization": norm.to_dict(), "tile": geometry.tile, "tile_step": geometry.step,
-                       "halo": geometry.halo, "network_calls_per_tile": calls, "gflop_per_tile": round(gflop, 4),
-                       "seconds_per_tile": round(seconds, 4), "test_capture": capture_where,
-                       **({"sampler": FAST_SAMPLING.sampler, "steps": FAST_SAMPLING.steps,
-                           "samples": FAST_SAMPLING.samples, "eta": FAST_SAMPLING.eta, "seed": seed}
-                          if kind == "ddpm" else {})}),
+                       "halo": geometry.halo, "network_calls_per_tile": ex.calls,
+                       "gflop_per_tile": round(ex.gflop, 4), "seconds_per_tile": round(ex.seconds, 4),
+                       "test_capture": ex.capture_where, **sampling}),
     )
 
 
