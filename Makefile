@@ -16,7 +16,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml requirements.txt
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[test,book]"
+	$(PIP) install -q -e ".[test,book,bmz]"
 	@touch $(STAMP)
 
 install: $(STAMP)

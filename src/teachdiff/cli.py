@@ -1,4 +1,4 @@
-"""The ``teachdiff`` command line: ``teachdiff data|train|restore|evaluate|reproduce``.
+"""The ``teachdiff`` command line: ``teachdiff data|train|restore|export|evaluate|reproduce``.
 
 Each command lives next to the code it drives and exposes ``add_parser(subparsers)``, which
 adds its sub-parser and sets ``func`` (a callable taking the parsed arguments and returning
@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "teachdiff.data.cli",
     "teachdiff.train_cli",
     "teachdiff.restore_cli",
+    "teachdiff.bmz.cli",
     "teachdiff.evaluate",
     "teachdiff.reproduce_cli",
     "teachdiff.zoo",
