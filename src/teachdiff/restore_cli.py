@@ -371,7 +371,7 @@ def _restore_deterministic(method, image, scaling, tile, overlap, batch_size, pr
             else:
                 y = tiled_apply(lambda t: method.restore(t.to(device)).cpu(), x, tile=tile, overlap=overlap,
                                 batch_size=batch_size or 4, progress=progress,
-                                multiple=int(getattr(method, "size_multiple", 1)))
+                                multiple=int(getattr(method, "size_multiple", 1)), halo=getattr(method, "halo", None))
         slices.append(scaling.from_model(y[0, 0]).numpy())
     return np.stack(slices).astype(np.float32)
 
