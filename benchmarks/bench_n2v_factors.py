@@ -20,6 +20,9 @@ Factors:
 * ``--blur``: probability of the input-blur augmentation (teachdiff's default 0.25; CAREamics: none).
   Noise2Void's target is its input, so blurring it also blurs (and correlates) the target's noise.
 * ``--crops``: a fresh random 64² crop per item instead of the fixed grid.
+* ``--net careamics``: the U-Net as CAREamics builds it, which has teachdiff's layer layout (333,185
+  parameters in both) but bilinear instead of nearest up-sampling and PyTorch's default
+  initialisation instead of CSBDeep's Glorot-uniform.
 
 Usage (one thread, minutes per run):
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_n2v_factors.py --replace careamics \
@@ -72,6 +75,30 @@ def nocross_replace(x, masked_percentage, radius, generator=None):
     return x_tilde, (b, r, c)
 
 
+def careamics_network() -> None:
+    """Make every CSBDeepUNet built from now on up-sample bilinearly and keep PyTorch's default
+    initialisation (``torch.nn.functional`` itself is left alone: the module gets its own view)."""
+    import types
+
+    import torch.nn.functional as F
+
+    from teachdiff.baselines import care
+
+    def bilinear(x, scale_factor, mode):
+        return F.interpolate(x, scale_factor=scale_factor, mode="bilinear", align_corners=False)
+
+    care.F = types.SimpleNamespace(max_pool2d=F.max_pool2d, interpolate=bilinear)
+    build = care.CSBDeepUNet.__init__
+
+    def init_as_torch(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        for module in self.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.reset_parameters()
+
+    care.CSBDeepUNet.__init__ = init_as_torch
+
+
 def affine_mae(pred: np.ndarray, gt: np.ndarray) -> float:
     a, b = np.polyfit(pred.ravel().astype(np.float64), gt.ravel().astype(np.float64), 1)
     return float(np.abs(a * pred + b - gt).mean())
@@ -97,6 +124,7 @@ def main():
     p.add_argument("--replace", choices=["window", "careamics", "nocross"], default="window")
     p.add_argument("--blur", type=float, default=0.0)
     p.add_argument("--crops", action="store_true")
+    p.add_argument("--net", choices=["teachdiff", "careamics"], default="teachdiff")
     p.add_argument("--fovs", type=int, default=28)
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--seed", type=int, default=0, help="training seed: initialisation, order, blind spots")
@@ -104,7 +132,8 @@ def main():
     p.add_argument("--out", required=True)
     a = p.parse_args()
     torch.set_num_threads(1)
-
+    if a.net == "careamics":
+        careamics_network()
     n2v.mask_blind_spots = {"window": n2v.mask_blind_spots, "careamics": careamics_replace,
                             "nocross": nocross_replace}[a.replace]
     datasets = make_datasets("synthetic-microtubules", quick=True, seed=a.data_seed,
