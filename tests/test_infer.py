@@ -205,35 +205,73 @@ def test_mean_of_15_samples_is_closer_to_gt_than_one_sample():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size, overlap", [(40, 8), (57, 16), (10, 4)])
-def test_blend_windows_sum_to_one(size, overlap):
+@pytest.mark.parametrize("size, overlap, halo", [(40, 8, 0), (57, 16, 4), (10, 4, 2), (57, 16, 8)])
+def test_blend_windows_sum_to_one(size, overlap, halo):
     tile = 32 if size > 32 else 16
-    w = blend_window(tile, overlap)
-    assert w.min() > 0 and w.max() <= 1
+    w = blend_window(tile, overlap, halo=halo)
+    assert w.min() == 0 if halo else w.min() > 0
+    assert w.max() <= 1 and (w[:halo] == 0).all() and (w[tile - halo:] == 0).all()
     torch.testing.assert_close(w[tile - overlap:] + w[:overlap], torch.ones(overlap))
     # Identity through the tiler returns the image exactly, whatever its size.
     image = torch.rand(2, 1, size, size + 3)
-    out = tiled_apply(lambda t: t, image, tile=tile, overlap=overlap, batch_size=3, progress=False, multiple=4)
+    out = tiled_apply(lambda t: t, image, tile=tile, overlap=overlap, batch_size=3, progress=False, multiple=4,
+                      halo=halo)
     torch.testing.assert_close(out, image)
 
 
-def test_tiled_local_filter_equals_whole_image_filter():
-    """A 3x3 mean filter through the tiler equals scipy's on the mirror-padded image: the
-    geometry (origins, padding, cropping) is right and tile-edge errors are blended away."""
+def test_tiled_local_filter_equals_whole_image_filter_borders_included():
+    """A 3x3 mean filter (zero padding, as a network's convolutions) through the tiler equals the
+    same filter on the whole image, image borders included: tiles lie inside the image, and the
+    pixel each tile drops at an inner edge (halo 1) is the one that saw its zero padding."""
     image = torch.rand(1, 1, 70, 90)
     box = torch.ones(1, 1, 3, 3) / 9
-    out = tiled_apply(lambda t: torch.nn.functional.conv2d(t, box, padding=1), image, tile=32, overlap=16,
-                      batch_size=4, progress=False)
-    expected = scipy.ndimage.uniform_filter(image[0, 0].double().numpy(), 3, mode="mirror")
-    np.testing.assert_allclose(out[0, 0].numpy(), expected, atol=0.01)
+    conv = lambda t: torch.nn.functional.conv2d(t, box, padding=1)  # noqa: E731
+    out = tiled_apply(conv, image, tile=32, overlap=16, batch_size=4, progress=False, halo=1)
+    torch.testing.assert_close(out, conv(image), rtol=0, atol=1e-6)
+    # Without the halo the pixels next to inner tile edges mix in the tile's zero padding.
+    assert (tiled_apply(conv, image, tile=32, overlap=16, progress=False, halo=0) - conv(image)).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("kind, tile", [("n2v", 96), ("care", 128)])
+def test_tiled_regression_model_equals_whole_image_borders_included(kind, tile):
+    """Issue 29: CARE and Noise2Void (deterministic, finite receptive field) give the same image
+    tiled as whole, at the image border too (it used to be mirror-padded there and differed by up
+    to 91 grey levels); the size is no multiple of the network's, so the padding is exercised."""
+    from teachdiff.baselines.care import CARE, CAREConfig
+    from teachdiff.baselines.n2v import N2VConfig, Noise2Void
+
+    torch.manual_seed(0)
+    method = (Noise2Void(N2VConfig()) if kind == "n2v" else CARE(CAREConfig())).eval()
+    x = torch.rand(1, 1, 142, 206) * 2 - 1
+    whole = method.restore(x)
+    tiled = tiled_apply(method.restore, x, tile=tile, multiple=method.size_multiple, halo=method.halo,
+                        progress=False)
+    assert plan_tiles(x.shape, tile, multiple=method.size_multiple, halo=method.halo).n_tiles > 1
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+    # The halo bounds the receptive field: a changed pixel moves outputs within halo of it only.
+    nudged = x.clone()
+    nudged[0, 0, 71, 103] += 1
+    rows, cols = torch.nonzero((method.restore(nudged) - whole)[0, 0] != 0, as_tuple=True)
+    reach = max((rows - 71).abs().max().item(), (cols - 103).abs().max().item())
+    assert 0.8 * method.halo <= reach <= method.halo
+
+
+def test_tiled_ddpm_equals_whole_image_for_a_finite_receptive_field():
+    """The DDPM's tiling follows the same geometry: one deterministic DDIM step (the network once,
+    position-keyed y_T) with a U-Net without attention gives the whole-image result everywhere,
+    borders included, when each tile drops a halo as wide as the receptive field."""
+    model, schedule = Hybrid(), NoiseSchedule(T=20)
+    x = torch.rand(1, 1, 131, 150) - 0.5
+    kwargs = dict(sampler="ddim", steps=1, seed=3, progress=False)
+    whole = sample(model, x, schedule, **kwargs)
+    tiled = sample_tiled(model, x, schedule, tile=96, overlap=60, halo=30, batch_size=3, **kwargs)
+    # 1e-4, not 1e-6: the step divides the noise prediction's float rounding by sqrt(alpha_bar_T).
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-4)
 
 
 def _tile_edges(size, tile, overlap):
-    stride, margin = tile - overlap, overlap // 2
-    edges = []
-    for start in range(-margin, size + margin - overlap, stride):
-        edges += [start, start + tile]
-    return sorted(e for e in set(edges) if 2 <= e <= size - 2)
+    starts = plan_tiles((size, size), tile, overlap).starts_x
+    return sorted({e for s in starts for e in (s, s + tile) if 2 <= e <= size - 2})
 
 
 def _seam_ratio(image, edges):
@@ -288,8 +326,9 @@ def test_tiled_ddpm_with_position_keyed_noise_has_no_seam_in_samples_or_std_map(
                               x, tile=tile, overlap=overlap, batch_size=1, progress=False)
     std_shared, std_independent = uncertainty_maps(tiled)[0], uncertainty_maps(independent)[0]
     in_overlap = torch.zeros(96, dtype=torch.bool)
-    for start in range(-overlap // 2 + tile - overlap, 96, tile - overlap):
-        in_overlap[max(start, 0):start + overlap] = True
+    plan = plan_tiles((96, 96), tile, overlap)
+    for left, right in zip(plan.starts_x, plan.starts_x[1:]):  # where two tiles are blended
+        in_overlap[right + plan.halo:left + tile - plan.halo] = True
     band = lambda s: (s[..., :, in_overlap].mean() / s[..., :, ~in_overlap].mean()).item()  # noqa: E731
     print("std map overlap/centre ratio: shared noise", band(std_shared), "independent", band(std_independent))
     assert band(std_shared) == pytest.approx(1, abs=0.05)
@@ -334,23 +373,30 @@ def test_tiling_bad_arguments():
 # ----------------------------------------------------------------------------------------------
 
 
-def test_tile_plan_covers_the_image_with_proportional_overlap_and_fewer_tiles_than_before():
+def test_tile_plan_covers_the_image_from_inside_with_proportional_overlap():
     assert [default_overlap(t) for t in (64, 80, 128, 256)] == [8, 10, 16, 32]  # 1/8, an even number
-    for shape, tile in (((512, 512), 64), ((300, 700), 72), ((37, 50), 32)):
+    for shape, tile in (((512, 512), 64), ((300, 700), 72), ((37, 50), 32), ((150, 170), 64)):
         plan = plan_tiles(shape, tile, multiple=4)
-        assert plan.overlap == default_overlap(tile)
+        assert plan.overlap == default_overlap(tile) and plan.halo == plan.overlap // 4
+        # padded as the whole-image pass pads: bottom and right, to the size multiple
+        assert (plan.padded_h, plan.padded_w) == tuple(s + (-s) % 4 for s in shape)
         covered = torch.zeros(plan.padded_h, plan.padded_w, dtype=torch.int64)
         for y in plan.starts_y:
             for x in plan.starts_x:
                 covered[y:y + plan.tile_h, x:x + plan.tile_w] += 1
-        m = plan.margin
-        assert covered[m:m + shape[0], m:m + shape[1]].min() >= 1  # every image pixel is in a tile
-        for starts, size in ((plan.starts_y, plan.tile_h), (plan.starts_x, plan.tile_w)):
-            assert all(b - a == size - plan.overlap for a, b in zip(starts, starts[1:]))  # overlap exactly
-    # issue 12's 512² run: 64-pixel tiles overlapping by 32 needed 256 tiles; 1/8 overlap needs 100.
+        assert covered.min() >= 1  # every pixel is in a tile ...
+        for starts, size, padded in ((plan.starts_y, plan.tile_h, plan.padded_h),
+                                     (plan.starts_x, plan.tile_w, plan.padded_w)):
+            assert starts[0] == 0 and starts[-1] + size == padded  # ... and every tile inside the image
+            assert all(s % 4 == 0 for s in starts)  # on the pooling grid of the whole image
+            assert all(0 < b - a <= size - plan.overlap for a, b in zip(starts, starts[1:]))  # overlap >= overlap
+    # issue 12's 512² run: 64-pixel tiles overlapping by 32 needed 225 tiles; 1/8 overlap needs 81.
     old, new = plan_tiles((512, 512), 64, 32), plan_tiles((512, 512), 64)
-    assert (old.n_tiles, new.n_tiles) == (256, 100)
+    assert (old.n_tiles, new.n_tiles) == (225, 81)
     assert new.pixels < old.pixels / 2
+    # A model's halo widens the default overlap to twice the halo, as far as the tile allows.
+    assert plan_tiles((512, 512), 256, multiple=4, halo=26).overlap == 52
+    assert plan_tiles((512, 512), 64, multiple=4, halo=46).overlap == 60
 
 
 def test_default_tile_follows_the_checkpoint_patch_size():
@@ -361,10 +407,10 @@ def test_default_tile_follows_the_checkpoint_patch_size():
         for shape in ((512, 512), (300, 700)):
             tile = default_tile(net, shape)
             assert patch <= tile <= 2 * patch and tile % net.config.size_multiple == 0
-    # 512² with 64-pixel training patches: 72-pixel tiles need 64 tiles instead of 100, fewer pixels.
+    # 300 x 700 with 64-pixel training patches: larger tiles cover it with fewer pixels.
     quick = MPUNet(UNetConfig.tiny())
-    tile = default_tile(quick, (512, 512))
-    assert tile > 64 and plan_tiles((512, 512), tile, multiple=4).pixels < plan_tiles((512, 512), 64).pixels
+    tile = default_tile(quick, (300, 700))
+    assert tile > 64 and plan_tiles((300, 700), tile, multiple=4).pixels < plan_tiles((300, 700), 64).pixels
     # A network whose attention dominates keeps the training size even there.
     heavy = MPUNet(UNetConfig(image_size=64, channels=4, channel_mult=(1, 2, 2), num_blocks=1,
                               attn_resolutions=(64,), attn_placement="all", channels_per_head=4))

@@ -22,9 +22,14 @@ tiles agree wherever the network sees enough context, and the result does not de
 ``batch_size`` or on the tile size. With independent noise per tile, a *stochastic* sampler
 would give two different samples in each overlap and the blend of the two would be visibly
 smoother there (a seam in every sample and a band of low values in the std map). What remains
-different between tiled and whole-image inference is only the network's view near a tile edge,
-where convolutions see zero padding instead of the neighbouring pixels; the blending window
-gives those pixels almost no weight.
+different between tiled and whole-image inference is only the network's view near a tile edge
+*inside* the image, where convolutions see zero padding instead of the neighbouring pixels: the
+outputs within the ``halo`` of such an edge are dropped and the next band is blended.
+
+**Tiles stay inside the image.** At the image border a tile sees exactly what the whole-image pass
+sees (the same size-multiple padding at the bottom and right, the network's own zero padding, the
+same pooling grid), so tiling changes nothing there. For a network with a finite receptive field
+(CARE, Noise2Void: their ``halo``), tiled and whole-image outputs agree to float precision.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ __all__ = [
     "activation_bytes",
     "TilePlan",
     "plan_tiles",
+    "default_halo",
     "default_overlap",
     "default_tile",
     "restore_image",
@@ -542,12 +548,14 @@ def sample_tiled(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sampl
                  sampler: str = "ddpm", steps: int = 20, tile: int | str | None = "auto", overlap: int | None = None,
                  batch_size: int | None = None, generator: torch.Generator | None = None,
                  progress: bool | CallProgress = True, *, seed: int | None = None, eta: float = 0.0,
-                 clip: bool = True, variance: str = "beta") -> torch.Tensor:
+                 clip: bool = True, variance: str = "beta", halo: int | None = None) -> torch.Tensor:
     """Like :func:`sample`, but tile by tile (``tile=None``: the whole image in one piece).
 
     Returns (N, n_samples, C, H, W). ``tile="auto"`` (the default) is :func:`default_tile`: the
     training patch size, or a somewhat larger tile where that costs fewer FLOPs for this image;
-    ``overlap=None`` is :func:`default_overlap`, 1/8 of the tile.
+    ``overlap=None`` is :func:`default_overlap`, 1/8 of the tile; ``halo`` (default
+    :func:`default_halo`, a quarter of the overlap) the outputs each tile drops at an edge inside
+    the image (:func:`tiled_apply`).
 
     Batching: the (tile, sample) pairs of all tiles are packed into network calls of exactly
     ``batch_size`` images (default :func:`default_batch_size`, from the device's memory
@@ -566,7 +574,7 @@ def sample_tiled(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sampl
     multiple = _size_multiple(model)
     if tile == "auto":
         tile = default_tile(model, x.shape[-2:])
-    plan = plan_tiles(x.shape[-2:], tile, overlap, multiple)
+    plan = plan_tiles(x.shape[-2:], tile, overlap, multiple, halo)
     if batch_size is None:
         batch_size = default_batch_size(model, plan.tile_h, plan.tile_w)
     batch_size = _check_positive_int(batch_size, "batch_size")
@@ -588,7 +596,7 @@ def sample_tiled(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sampl
     try:
         with _EvalMode(model):
             return tiled_apply(run_tiles, x, tile=tile, overlap=plan.overlap, batch_size=group, progress=False,
-                               multiple=multiple, with_origins=True)
+                               multiple=multiple, with_origins=True, halo=plan.halo)
     finally:
         if owned:
             meter.close()
@@ -599,24 +607,32 @@ def sample_tiled(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_sampl
 # ----------------------------------------------------------------------------------------------
 
 
-def blend_window(size: int, overlap: int, taper_start: bool = True, taper_end: bool = True) -> torch.Tensor:
-    r"""1-D blending weights of a tile: a raised-cosine ramp over the ``overlap`` pixels at each end.
+def blend_window(size: int, overlap: int, taper_start: bool = True, taper_end: bool = True,
+                 halo: int = 0) -> torch.Tensor:
+    r"""1-D blending weights of a tile: 0 over the ``halo`` pixels at a tapered end, then a
+    raised-cosine ramp over the next ``overlap - 2 halo`` pixels, 1 in between.
 
-    .. math:: w_i = \sin^2\left(\frac{\pi}{2} \cdot \frac{i + 1/2}{\text{overlap}}\right),\quad i < \text{overlap}
+    .. math:: w_{\text{halo} + i} = \sin^2\left(\frac{\pi}{2} \cdot \frac{i + 1/2}{\text{overlap} - 2\,\text{halo}}\right),
+              \quad 0 \le i < \text{overlap} - 2\,\text{halo}
 
-    mirrored at the far end and 1 in between. Because the ramps of two neighbouring tiles that
-    overlap by exactly ``overlap`` pixels are sin^2 and cos^2 of the same angle, their weights sum
-    to 1 (a partition of unity): a function that is the same in both tiles comes out unchanged,
-    and one that differs crosses over smoothly instead of jumping. The half-pixel offset keeps
-    every weight above 0, so no pixel is ever divided by zero.
+    mirrored at the far end. Two neighbouring tiles that overlap by exactly ``overlap`` pixels
+    then have ramps that are sin^2 and cos^2 of the same angle over the middle of the overlap,
+    and 0 against 1 over its ends: their weights sum to 1 (a partition of unity), a function
+    that is the same in both tiles comes out unchanged, and one that differs crosses over
+    smoothly. The outputs within ``halo`` of a tile edge get no weight at all (the network saw
+    zero padding there); the half-pixel offset keeps every ramp weight above 0.
     """
+    if not 0 <= 2 * halo <= overlap:
+        raise ValueError(f"halo must be in 0..overlap/2 = 0..{overlap // 2}, got {halo}.")
     w = torch.ones(size, dtype=torch.float64)
+    ramp_length = overlap - 2 * halo
+    ramp = torch.sin(math.pi / 2 * (torch.arange(ramp_length, dtype=torch.float64) + 0.5) / max(ramp_length, 1)) ** 2
+    start = torch.cat([torch.zeros(halo, dtype=torch.float64), ramp])
     if overlap > 0:
-        ramp = torch.sin(math.pi / 2 * (torch.arange(overlap, dtype=torch.float64) + 0.5) / overlap) ** 2
         if taper_start:
-            w[:overlap] = ramp
+            w[:overlap - halo] = start
         if taper_end:
-            w[size - overlap:] = torch.minimum(w[size - overlap:], ramp.flip(0))
+            w[size - overlap + halo:] = torch.minimum(w[size - overlap + halo:], start.flip(0))
     return w.float()
 
 
@@ -627,13 +643,23 @@ def default_overlap(tile: int) -> int:
     return 2 * round(int(tile) * OVERLAP_FRACTION / 2)
 
 
+def default_halo(overlap: int) -> int:
+    """The halo of a model that states none (one whose receptive field covers any tile, such as
+    the DDPM's U-Net with self-attention): a quarter of the overlap, so that each tile drops its
+    outputs nearest an inner edge and the middle half of the overlap is blended."""
+    return int(overlap) // 4
+
+
 @dataclass(frozen=True)
 class TilePlan:
     """Where the tiles of one (height, width) image go: the geometry of :func:`tiled_apply`.
 
-    The image is mirror-padded by ``margin = overlap // 2`` on every side and then up to an
-    exact tiling; tiles of ``tile_h x tile_w`` start at every (starts_y, starts_x) pair, in the
-    coordinates of the padded image, with stride ``tile - overlap``.
+    The image is padded at the bottom and right to a multiple of the network's size multiple,
+    exactly as the whole-image pass pads it, to ``padded_h x padded_w``. Tiles of
+    ``tile_h x tile_w`` lie inside that image: they start at every (starts_y, starts_x) pair,
+    spread evenly from 0 to the far border, at multiples of the size multiple (the pooling grid of
+    the whole image), and neighbours overlap by at least ``overlap`` pixels. An output pixel within
+    ``halo`` of a tile edge that is inside the image gets no weight; image borders are never cut.
     """
 
     height: int
@@ -641,20 +667,11 @@ class TilePlan:
     tile_h: int
     tile_w: int
     overlap: int
+    halo: int
     starts_y: tuple[int, ...]
     starts_x: tuple[int, ...]
-
-    @property
-    def margin(self) -> int:
-        return self.overlap // 2
-
-    @property
-    def padded_h(self) -> int:
-        return max(self.tile_h, self.starts_y[-1] + self.tile_h)
-
-    @property
-    def padded_w(self) -> int:
-        return max(self.tile_w, self.starts_x[-1] + self.tile_w)
+    padded_h: int
+    padded_w: int
 
     @property
     def n_tiles(self) -> int:
@@ -667,31 +684,55 @@ class TilePlan:
         return self.n_tiles * self.tile_h * self.tile_w
 
 
-def plan_tiles(shape: Sequence[int], tile: int, overlap: int | None = None, multiple: int = 1) -> TilePlan:
-    """The :class:`TilePlan` of an image of ``shape`` (..., H, W); ``overlap=None`` is
-    :func:`default_overlap`. An axis shorter than the tile gets one tile of the padded length
-    rounded up to ``multiple``; ``tile`` must be a multiple of ``multiple``."""
+def plan_tiles(shape: Sequence[int], tile: int, overlap: int | None = None, multiple: int = 1,
+               halo: int | None = None) -> TilePlan:
+    """The :class:`TilePlan` of an image of ``shape`` (..., H, W).
+
+    ``halo``: how far the network's output depends on its input (its receptive-field radius,
+    e.g. ``Noise2Void.halo``); ``None`` for a model that states none (:func:`default_halo` of
+    the overlap). ``overlap=None`` is :func:`default_overlap`, widened to ``2 * halo`` where the
+    tile allows it: then every kept output saw all of its receptive field, and the tiled result
+    equals the whole-image one. An axis no longer than the tile gets one tile of its padded
+    length; ``tile`` must be a multiple of ``multiple``.
+    """
     tile = _check_positive_int(tile, "tile")
-    overlap = default_overlap(tile) if overlap is None else overlap
-    if isinstance(overlap, bool) or int(overlap) != overlap or not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be an integer in 0..tile-1 = 0..{tile - 1}, got {overlap!r}.")
+    multiple = _check_positive_int(multiple, "multiple")
     if tile % multiple:
         raise ValueError(f"tile={tile} is not divisible by {multiple}, the model's size multiple; "
                          f"use a multiple of {multiple}, e.g. {max(multiple, tile // multiple * multiple)}.")
+    if halo is not None and (isinstance(halo, bool) or int(halo) != halo or halo < 0):
+        raise ValueError(f"halo must be a non-negative integer (pixels), got {halo!r}.")
+    if overlap is None:
+        overlap = default_overlap(tile)
+        if halo is not None:
+            overlap = min(max(overlap, 2 * int(halo)), tile - multiple)
+    if isinstance(overlap, bool) or int(overlap) != overlap or not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be an integer in 0..tile-1 = 0..{tile - 1}, got {overlap!r}.")
+    overlap = int(overlap)
+    halo = default_halo(overlap) if halo is None else min(int(halo), overlap // 2)
     h, w = (int(s) for s in shape[-2:])
-    margin = int(overlap) // 2
-    tile_h, tile_w = (min(tile, s + 2 * margin + _pad_amounts(s + 2 * margin, multiple)) for s in (h, w))
-    return TilePlan(h, w, tile_h, tile_w, int(overlap), tuple(_tile_starts(h + 2 * margin, tile_h, overlap)),
-                    tuple(_tile_starts(w + 2 * margin, tile_w, overlap)))
+    padded_h, padded_w = h + _pad_amounts(h, multiple), w + _pad_amounts(w, multiple)
+    # Origins on the pooling grid, unless the stride cannot hold one step of it (a network that
+    # takes a single input size, whose tile is its size multiple: pix2pix).
+    align = multiple if tile - overlap >= multiple else 1
+    tile_h, tile_w = min(tile, padded_h), min(tile, padded_w)
+    return TilePlan(h, w, tile_h, tile_w, overlap, halo, _tile_starts(padded_h, tile_h, overlap, align),
+                    _tile_starts(padded_w, tile_w, overlap, align), padded_h, padded_w)
 
 
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis of a padded image of ``size`` pixels, stride tile - overlap."""
+def _tile_starts(size: int, tile: int, overlap: int, align: int) -> tuple[int, ...]:
+    """Tile origins along an axis of ``size`` pixels: the first at 0, the last ending at ``size``,
+    the fewest tiles whose origins, spread evenly and rounded down to multiples of ``align``,
+    overlap their neighbours by at least ``overlap`` pixels."""
     if size <= tile:
-        return [0]
-    stride = tile - overlap
-    n = math.ceil((size - overlap) / stride)
-    return [i * stride for i in range(n)]
+        return (0,)
+    last = size - tile
+    n = max(2, math.ceil((size - overlap) / (tile - overlap)))
+    while True:
+        starts = tuple(sorted({align * (i * last // ((n - 1) * align)) for i in range(n - 1)} | {last}))
+        if all(b - a <= tile - overlap for a, b in zip(starts, starts[1:])):
+            return starts
+        n += 1
 
 
 _FLOP_MODELS: dict = {}
@@ -778,43 +819,41 @@ def default_tile(model, shape: Sequence[int] | None = None) -> int:
 
 @torch.no_grad()
 def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int | None = None, batch_size: int = 4,
-                progress: bool = True, multiple: int = 1, with_origins: bool = False) -> torch.Tensor:
+                progress: bool = True, multiple: int = 1, with_origins: bool = False,
+                halo: int | None = None) -> torch.Tensor:
     """Apply a patch-wise ``fn`` to a large image in overlapping tiles and blend them seamlessly.
 
     image: (N, C, H, W), any H and W. ``fn`` maps a batch of tiles (B, C, th, tw) to a tensor
     (B, ..., th, tw) (any axes between the batch and the spatial ones, e.g. samples), so
     baselines and the diffusion sampler can share it. With ``with_origins=True`` it is called as
     ``fn(tiles, origins)`` with ``origins`` an int64 tensor (B, 3) of (image index, top, left) of
-    each tile in the coordinates of the original image (negative in the padding), for
-    position-dependent work such as the noise field.
+    each tile in the coordinates of the image, for position-dependent work such as the noise field.
 
-    Geometry (:func:`plan_tiles`): the image is mirror-padded by ``overlap // 2`` on every side
-    (the network gets context at the image border) and then up to an exact tiling with stride
-    ``tile - overlap``; an axis shorter than the tile gets one tile of the padded length rounded
-    up to ``multiple``. ``overlap=None`` is :func:`default_overlap`, 1/8 of the tile.
-    Each tile's output is weighted by the separable :func:`blend_window` (taper only where a
-    neighbour overlaps), the weighted sum is divided by the sum of weights, and the padding is
-    cropped off. Returns (N, ..., H, W) on the image's device. ``tile`` must be a multiple of
-    ``multiple`` (the network's size multiple).
+    Geometry (:func:`plan_tiles`): the image is padded at the bottom and right to a multiple of
+    ``multiple`` (the network's size multiple) by reflection, as the whole-image pass pads it, and
+    covered by tiles that lie inside it, start on the pooling grid and overlap by at least
+    ``overlap`` (default :func:`default_overlap`, 1/8 of the tile, widened to ``2 * halo``).
+    Each tile's output is weighted by the separable :func:`blend_window`: 0 within ``halo`` of an
+    edge inside the image, a ramp over the rest of the overlap, no taper at the image border. The
+    weighted sum is divided by the sum of weights and the padding cropped off. A network whose
+    output at a pixel depends only on inputs within ``halo`` pixels (its receptive field; e.g.
+    ``Noise2Void.halo``) therefore gives the whole-image output exactly. Returns (N, ..., H, W)
+    on the image's device. ``tile`` must be a multiple of ``multiple``.
     """
     _check_images(image, "image")
     n, _, h, w = image.shape
-    plan = plan_tiles((h, w), tile, overlap, multiple)
+    plan = plan_tiles((h, w), tile, overlap, multiple, halo)
     batch_size = _check_positive_int(batch_size, "batch_size")
-    tile_h, tile_w, overlap, margin = plan.tile_h, plan.tile_w, plan.overlap, plan.margin
-    starts_y, starts_x, padded_h, padded_w = plan.starts_y, plan.starts_x, plan.padded_h, plan.padded_w
-    padded = pad_reflect(image, margin, padded_h - h - margin, margin, padded_w - w - margin)
+    tile_h, tile_w, padded_h, padded_w = plan.tile_h, plan.tile_w, plan.padded_h, plan.padded_w
+    padded = pad_reflect(image, 0, padded_h - h, 0, padded_w - w)
 
-    origins = [(i, y, x) for i in range(n) for y in starts_y for x in starts_x]
+    origins = [(i, y, x) for i in range(n) for y in plan.starts_y for x in plan.starts_x]
     out = weight_sum = None
     bar = tqdm(total=len(origins), desc="tiles", unit="tile", disable=not progress or len(origins) < 2)
     for first in range(0, len(origins), batch_size):
         batch = origins[first:first + batch_size]
         tiles = torch.stack([padded[i, :, y:y + tile_h, x:x + tile_w] for i, y, x in batch])
-        if with_origins:
-            result = fn(tiles, torch.tensor(batch, dtype=torch.int64) - torch.tensor([0, margin, margin]))
-        else:
-            result = fn(tiles)
+        result = fn(tiles, torch.tensor(batch, dtype=torch.int64)) if with_origins else fn(tiles)
         if not isinstance(result, torch.Tensor) or result.shape[0] != len(batch) or \
                 tuple(result.shape[-2:]) != (tile_h, tile_w):
             got = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
@@ -826,15 +865,17 @@ def tiled_apply(fn: Callable, image: torch.Tensor, tile: int = 256, overlap: int
             weight_sum = torch.zeros(n, padded_h, padded_w, device=image.device)
         extra = (1,) * (result.ndim - 3)
         for k, (i, y, x) in enumerate(batch):
-            wy = blend_window(tile_h, overlap, taper_start=y > 0, taper_end=y + tile_h < padded_h)
-            wx = blend_window(tile_w, overlap, taper_start=x > 0, taper_end=x + tile_w < padded_w)
+            wy = blend_window(tile_h, plan.overlap, taper_start=y > 0, taper_end=y + tile_h < padded_h,
+                              halo=plan.halo)
+            wx = blend_window(tile_w, plan.overlap, taper_start=x > 0, taper_end=x + tile_w < padded_w,
+                              halo=plan.halo)
             window = (wy[:, None] * wx[None, :]).to(image.device)
             out[i, ..., y:y + tile_h, x:x + tile_w] += result[k] * window.reshape(*extra, tile_h, tile_w)
             weight_sum[i, y:y + tile_h, x:x + tile_w] += window
         bar.update(len(batch))
     bar.close()
     out = out / weight_sum.reshape(n, *(1,) * (out.ndim - 3), padded_h, padded_w)
-    return out[..., margin:margin + h, margin:margin + w]
+    return out[..., :h, :w]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -932,7 +973,7 @@ def restore_deterministic(method, image: np.ndarray, normalization, tile: int | 
             else:
                 y = tiled_apply(lambda t: method.restore(t.to(device)).cpu(), x, tile=tile, overlap=overlap,
                                 batch_size=batch_size or 4, progress=progress,
-                                multiple=int(getattr(method, "size_multiple", 1)))
+                                multiple=int(getattr(method, "size_multiple", 1)), halo=getattr(method, "halo", None))
         slices.append(normalization.from_model(y[0, 0]).numpy())
     out = np.stack(slices).astype(np.float32)
     return out[0] if image.ndim == 2 else out

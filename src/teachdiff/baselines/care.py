@@ -66,6 +66,7 @@ class CSBDeepUNet(nn.Module):
                              f"kernel_size; got depth={depth}, convs_per_level={convs_per_level}, "
                              f"base_filters={base_filters}, kernel_size={kernel_size}.")
         self.depth, self.residual = depth, residual
+        self.kernel_size, self.convs_per_level = kernel_size, convs_per_level
 
         def width(level: int) -> int:
             return base_filters * 2 ** level
@@ -101,6 +102,21 @@ class CSBDeepUNet(nn.Module):
     @property
     def size_multiple(self) -> int:
         return 2 ** self.depth
+
+    @property
+    def receptive_radius(self) -> int:
+        r"""How far (in pixels) an output pixel can depend on the input: an upper bound on the
+        receptive-field radius, the halo a tile must drop at an edge inside the image.
+
+        A k x k convolution at scale :math:`s = 2^n` adds :math:`\lfloor k/2 \rfloor s`; a 2x max
+        pooling from scale s and a nearest up-sampling to scale s add s each (the window and the
+        rounding of the position). With c convolutions per level and depth d:
+        :math:`c \lfloor k/2 \rfloor (2^d + 2 (2^d - 1)) + 2 (2^d - 1)`, e.g. 26 for
+        Noise2Void (k = 3, c = 2, d = 2) and 46 for CARE (k = 5).
+        """
+        convs = self.convs_per_level * (self.kernel_size // 2)
+        levels = 2 ** self.depth - 1  # sum of the scales 2^n, n < depth
+        return convs * (2 ** self.depth + 2 * levels) + 2 * levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -162,6 +178,17 @@ class CARE(StandardizedInput, RestorationMethod):
     def restore(self, x, generator=None):
         check_images(x)
         return restore_padded(self.predict, x, self.net.size_multiple).clamp(-1, 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides the network takes (``restore`` pads to it); tiles start on this grid."""
+        return self.net.size_multiple
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context an output needs (the U-Net's receptive-field radius): tiles
+        overlapping by twice this give the whole-image restoration (:func:`teachdiff.infer.tiled_apply`)."""
+        return self.net.receptive_radius
 
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):

@@ -151,6 +151,17 @@ class Noise2Void(StandardizedInput, RestorationMethod):
         check_images(x)
         return restore_padded(self.predict, x, self.net.size_multiple).clamp(-1, 1)
 
+    @property
+    def size_multiple(self) -> int:
+        """Image sides the network takes (``restore`` pads to it); tiles start on this grid."""
+        return self.net.size_multiple
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context an output needs (the U-Net's receptive-field radius): tiles
+        overlapping by twice this give the whole-image restoration (:func:`teachdiff.infer.tiled_apply`)."""
+        return self.net.receptive_radius
+
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):
         """``paper``: §S3 (100 epochs, batch 32, lr 2e-4, 256² patches). ``quick``: 64², batch 8,

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from teachdiff.baselines.common import check_images, restore_padded
-from teachdiff.infer import tiled_apply
+from teachdiff.infer import pad_reflect, tiled_apply
 from teachdiff.methods import RestorationMethod
 from teachdiff.precision import Precision, TrainingPrecision
 
@@ -235,9 +235,11 @@ class Pix2Pix(RestorationMethod):
         larger images in overlapping tiles of that size, smaller ones mirror-padded to it."""
         check_images(x)
         tile = self.generator.size_multiple
-        if max(x.shape[-2:]) <= tile:
+        h, w = x.shape[-2:]
+        if max(h, w) <= tile:
             return restore_padded(self.generator, x, tile).clamp(-1, 1)
-        return tiled_apply(self.generator, x, tile=tile, progress=False, multiple=tile).clamp(-1, 1)
+        x = pad_reflect(x, 0, max(0, tile - h), 0, max(0, tile - w))  # a short side up to one tile
+        return tiled_apply(self.generator, x, tile=tile, progress=False)[..., :h, :w].clamp(-1, 1)
 
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):

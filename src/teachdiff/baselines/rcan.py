@@ -222,6 +222,12 @@ class UNetRCAN(RestorationMethod):
         check_images(x)
         return restore_padded(lambda t: self.net(t)[1], x, self.net.size_multiple).clamp(-1, 1)
 
+    @property
+    def size_multiple(self) -> int:
+        """Image sides the network takes (``restore`` pads to it); tiles start on this grid. No
+        ``halo``: the channel attention averages over the whole tile."""
+        return self.net.size_multiple
+
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):
         """``paper``: §S3 (<= 200 epochs, lr 1e-4, batch 1, 256² patches, the reference network).
