@@ -12,7 +12,16 @@ Building packages needs the optional extra: ``pip install "teachdiff[bmz]"``
 (``bioimageio.core``); running :class:`PackagedModel` needs only torch and teachdiff.
 """
 
-from teachdiff.bmz.network import PackagedModel
-from teachdiff.bmz.package import ExportResult, export_package
+import importlib
 
 __all__ = ["ExportResult", "PackagedModel", "export_package"]
+
+# Imported on first use (PEP 562): `teachdiff --help` imports this package's CLI, not torch.
+_MODULE_OF = {"PackagedModel": "network", "ExportResult": "package", "export_package": "package"}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+
