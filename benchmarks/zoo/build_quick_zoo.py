@@ -61,12 +61,14 @@ CURVE_IMAGES = protocol.VAL_IMAGES  # validation patches of every curve point
 N2V_MASK_DRAWS = 32  # blind-spot masks averaged for Noise2Void's own validation loss (~4000 pixels)
 
 
-def command(dataset: str, model: str, lr: float) -> str:
+def command(dataset: str, model: str, lr: float, init: str | None = None) -> str:
+    """The command that trains a zoo model, and the ``teachdiff train`` it amounts to (``init``: fine-tuned from it)."""
     cfg, _, _ = protocol.recipe(dataset, model, lr=lr)
-    return (f"python benchmarks/zoo/build_quick_zoo.py --datasets {dataset} --models {model}  "
+    return (f"python benchmarks/zoo/build_quick_zoo.py --datasets {dataset} --models {model}"
+            f"{' --finetune' if init else ''}  "
             f"# = teachdiff train --dataset {dataset} --model {model} --preset quick --epochs {cfg.epochs} "
             f"--steps-per-epoch {cfg.steps_per_epoch} --lr {cfg.lr:.3g} --ema {cfg.ema_decay} --random-crops "
-            f"--seed {cfg.seed}")
+            f"--seed {cfg.seed}" + (f" --init {init}" if init else ""))
 
 
 def _val_curve_point(run: Path, dataset: str, model: str, cfg: TrainConfig) -> dict:
@@ -246,10 +248,11 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def training_record(dataset: str, model: str, runs: Path) -> dict:
+def training_record(dataset: str, model: str, runs: Path, finetuned: bool = False) -> dict:
     """What the protocol gave one model: steps, batch, images seen, learning rate and its sweep,
-    EMA, crops, wall time, the best step and the flags (``protocol.run_flags``)."""
-    run = runs / dataset / "models" / model
+    EMA, crops, wall time, the best step and the flags (``protocol.run_flags``); for a fine-tuned
+    run also the zoo model it started from."""
+    run = runs / dataset / "models" / run_name(model, finetuned)
     record = json.loads((run / "protocol.json").read_text())
     cfg, _, _ = protocol.recipe(dataset, model, lr=record["lr"])
     history = load_checkpoint(run / "last.pt")["history"]
@@ -258,24 +261,48 @@ def training_record(dataset: str, model: str, runs: Path) -> dict:
             "images_seen": protocol.images_seen(cfg), "lr": record["lr"], "lr_sweep": record["lr_sweep"],
             "sweep_dataset": record["sweep_dataset"], "sweep_key": record["sweep_key"], "ema": cfg.ema_decay,
             "random_crops": cfg.random_crops, "wall_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
-            "best_step": protocol.best_step(history, model), "flags": protocol.run_flags(curve, history, model)}
+            "best_step": protocol.best_step(history, model), "flags": protocol.run_flags(curve, history, model),
+            **({"init": record["init"], "init_sha256": record["init_sha256"]} if "init" in record else {})}
 
 
-def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]]) -> zoo.ZooEntry:
+def run_name(model: str, finetuned: bool = False) -> str:
+    """The run folder (under ``models/``) of a model trained from scratch or fine-tuned."""
+    return f"{model}-finetuned" if finetuned else model
+
+
+def finetune_label(dataset: str, model: str) -> str:
+    """How the real-data tables (``real_data_table``) name a fine-tuned model."""
+    return f"{model} fine-tuned from {FINETUNE_FROM[dataset].removeprefix('synthetic-')}"
+
+
+def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]],
+            finetuned: bool = False) -> zoo.ZooEntry:
     from teachdiff import datacard
 
-    run = runs / dataset / "models" / model
-    training = training_record(dataset, model, runs)
+    run = runs / dataset / "models" / run_name(model, finetuned)
+    training = training_record(dataset, model, runs, finetuned)
     best = run / ("last.pt" if model == "n2v" else "best.pt")
     state = load_checkpoint(best)
-    name = f"{dataset}-{model}-quick"
+    name = f"{dataset}-{run_name(model, finetuned)}-quick"
     rows = {r["method"]: r for r in tables["none"]}
     keys = ("mae", "psnr", "ms_ssim")
-    scores = {k: round(rows[model][k], 4) for k in keys}
-    if model == "ddpm":
+    if finetuned:  # scored as restore uses it: a fine-tuned DDPM's row is its DDPM-avg
+        prefix = "avg_" if model == "ddpm" else ""
+        scores = {f"{prefix}{k}": round(rows[finetune_label(dataset, model)][k], 4) for k in keys}
+    else:
+        scores = {k: round(rows[model][k], 4) for k in keys}
+    if model == "ddpm" and not finetuned:
         scores.update({f"avg_{k}": round(rows["ddpm-avg"][k], 4) for k in keys})
-    protocol_note = (f"teachdiff reproduce quick: {TEST_IMAGES} test patches of 192², DDPM-avg of {SCORED_SAMPLES} "
-                     "DDIM-10; scores without rescaling (post-processing none, what teachdiff restore gives)")
+    if dataset in REAL_DATASETS:
+        protocol_note = (f"teachdiff reproduce quick on every test patch of the real {dataset} pairs (64², "
+                         f"regions never trained on), DDPM-avg of {SCORED_SAMPLES} DDIM-10; scores without "
+                         "rescaling (post-processing none, what teachdiff restore gives)")
+        if finetuned:
+            protocol_note += f"; fine-tuned from {training['init']} (sha256 {training['init_sha256'][:12]})"
+    else:
+        protocol_note = (f"teachdiff reproduce quick: {TEST_IMAGES} test patches of 192², DDPM-avg of "
+                         f"{SCORED_SAMPLES} DDIM-10; scores without rescaling (post-processing none, what "
+                         "teachdiff restore gives)")
     meta = {"name": name, "protocol": protocol_note}
     notes = protocol_note
     if model == "ddpm":
@@ -290,7 +317,7 @@ def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]])
         name=name, dataset=dataset, model=model, preset="quick", config=state["method_config"], sha256=sha,
         size=size, file=file, bundled=True,
         url=f"https://github.com/teachdiff/teachdiff/raw/main/src/teachdiff/weights/{file}",
-        command=command(dataset, model, training["lr"]), seed=protocol.recipe(dataset, model)[0].seed,
+        command=command(dataset, model, training["lr"], training.get("init")), seed=protocol.recipe(dataset, model)[0].seed,
         train_seconds=training["wall_seconds"], machine=machine(), steps=state["step"], scores=scores, notes=notes,
         training=training, data_card=datacard.for_checkpoint(state))
 
@@ -467,8 +494,7 @@ def real_data_table(dataset: str, runs: Path, progress: bool) -> dict[str, list[
                 [runs / dataset / "models" / f"{m}-finetuned" / "last.pt" for m in finetuned]
     if cached.exists() and all(cached.stat().st_mtime > p.stat().st_mtime for p in runs_used):
         return json.loads(cached.read_text())
-    extra = tuple((f"{m} fine-tuned from {FINETUNE_FROM[dataset].removeprefix('synthetic-')}",
-                   str(runs / dataset / "models" / f"{m}-finetuned")) for m in finetuned)
+    extra = tuple((finetune_label(dataset, m), str(runs / dataset / "models" / run_name(m, True))) for m in finetuned)
     extra += tuple((f"{m} zero-shot from {d.removeprefix('synthetic-')}", f"{d}-{m}-quick")
                    for d in DATASETS for m in MODELS)
     cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), models=tuple(trained), extra=extra,
@@ -477,6 +503,53 @@ def real_data_table(dataset: str, runs: Path, progress: bool) -> dict[str, list[
     tables = reproduce(cfg, runs / dataset, progress=progress)["tables"]
     cached.write_text(json.dumps(tables, indent=1, default=float))
     return tables
+
+
+def write_real_results(dataset: str, runs: Path, tables: dict[str, list[dict]]) -> None:
+    """``<dataset>.md`` of a real dataset: what each model trained on it got, and the test tables
+    (every test patch) of those models beside every synthetic zoo model zero-shot."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {dataset}: real pairs, models trained on them and the synthetic zoo zero-shot", "",
+             f"Trained by `teachdiff.protocol` ({protocol.IMAGES:,} training images, random crops, EMA "
+             f"{protocol.EMA_DECAY}, the learning rate of the shared sweep), from scratch and fine-tuned from "
+             f"the zoo's {FINETUNE_FROM[dataset]} model (`--finetune`, the same budget). Zero-shot: the "
+             "synthetic zoo's models as released, never trained on real data. Test: every test patch of the "
+             f"dataset's test regions, which no model was trained or validated on. Machine: {machine()}.", "",
+             "| model | images | lr | train s | best step / steps | flags |", "|---|---|---|---|---|---|"]
+    for model in MODELS:
+        for finetuned in (False, True):
+            if not (runs / dataset / "models" / run_name(model, finetuned) / "protocol.json").exists():
+                continue
+            r = training_record(dataset, model, runs, finetuned)
+            label = finetune_label(dataset, model) if finetuned else f"{model} from scratch"
+            lines.append(f"| {label} | {r['images_seen']:,} | {r['lr']:g} | {r['wall_seconds']:.0f} | "
+                         f"{r['best_step']} / {r['steps']} | {'; '.join(r['flags']) or '-'} |")
+    for mode, rows in tables.items():
+        has_avg = any(r["method"] == "ddpm-avg" for r in rows)
+        lines += ["", f"## Test regions, post-processing `{mode}` (medians, ranked by MAE)", "",
+                  "| method | MAE [95 % CI] | PSNR | MS-SSIM |" + (" Wilcoxon p vs DDPM-avg (Mood) |" if has_avg else ""),
+                  "|---|---|---|---|" + ("---|" if has_avg else "")]
+        for r in sorted(rows, key=lambda r: r["mae"]):
+            lines.append(f"| {r['method']} | {_cell(r)} | {r['psnr']:.2f} | {r['ms_ssim']:.3f} |"
+                         + (f" {_p_cell(r)} |" if has_avg else ""))
+    (RESULTS / f"{dataset}.md").write_text("\n".join(lines) + "\n")
+
+
+def score_real(dataset: str, runs: Path, progress: bool, release_models: bool) -> None:
+    """Score a real dataset's trained and fine-tuned models (``real_data_table``), write their
+    results and, with ``release_models``, release every finished one to the zoo."""
+    tables = real_data_table(dataset, runs, progress)
+    write_real_results(dataset, runs, tables)
+    if not release_models:
+        return
+    released = {e.name: e for e in zoo.read_manifest()}
+    for model in MODELS:
+        for finetuned in (False, True):
+            last = runs / dataset / "models" / run_name(model, finetuned) / "last.pt"
+            if (last.parent / "protocol.json").exists() and load_checkpoint(last).get("finished"):
+                entry = release(dataset, model, runs, tables, finetuned)
+                released[entry.name] = entry
+    zoo.write_manifest(list(released.values()))
 
 
 PROGRESS = ROOT / "benchmarks" / "zoo" / "progress"
@@ -559,6 +632,9 @@ def main(argv=None) -> int:
             for model in args.models:
                 train_model(dataset, model, args.runs, progress, args.scale, args.sweep_every_dataset, args.finetune)
         if args.stage == "train":
+            continue
+        if dataset in REAL_DATASETS:
+            score_real(dataset, args.runs, progress, not args.no_release and args.scale == 1.0)
             continue
         done = finished_models(dataset, args.runs)
         if set(done) != set(MODELS):
