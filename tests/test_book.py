@@ -68,6 +68,22 @@ def test_every_notebook_and_book_page_is_in_the_toc():
     assert not dangling, f"_toc.yml names files that do not exist: {dangling}"
 
 
+MAX_CODE_LINE = 88  # longer code lines scroll sideways in the HTML book
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cell_lines_fit_the_page(md: Path):
+    too_long, in_code = [], False
+    for number, line in enumerate(md.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("```"):
+            in_code = line.startswith("```{code-cell}")
+        elif in_code and len(line) > MAX_CODE_LINE:
+            too_long.append(f"{md.name}:{number}: {len(line)} characters")
+    assert not too_long, (
+        f"code lines longer than {MAX_CODE_LINE} characters (wrap them):\n" + "\n".join(too_long)
+    )
+
+
 @pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapter_conventions(md: Path):
     text = md.read_text(encoding="utf-8")
