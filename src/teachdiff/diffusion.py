@@ -234,8 +234,11 @@ def training_loss(model: Model, x: torch.Tensor, y0: torch.Tensor, schedule: Noi
     return torch.mean((eps_hat.float() - noise.float()) ** 2)       # Eq. 3
 
 
+@torch.no_grad()
 def predict_noise(model: Model, x: torch.Tensor, y_t: torch.Tensor, alpha_bar: float) -> torch.Tensor:
-    r"""One network call of a sampler: \epsilon_\theta(x, y_t, \bar\alpha) for the whole batch.
+    r"""One network call of a sampler: \epsilon_\theta(x, y_t, \bar\alpha) for the whole batch,
+    without gradients (a sampler never needs them; a caller outside ``torch.no_grad`` would
+    otherwise keep every activation of the network for a backward pass that never comes).
 
     The network runs under the autocast of :mod:`teachdiff.precision` (bf16 or fp16 on a GPU,
     float32 on the CPU unless :func:`teachdiff.precision.set_precision` says otherwise); its
