@@ -196,7 +196,9 @@ def test_the_package_manifest_and_its_bundled_files_agree():
             path = zoo.BUNDLED_DIR / entry.file
             assert path.stat().st_size == entry.size
             assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
-        assert entry.command and entry.scores, f"{entry.name} lacks its training command or scores"
+        assert entry.command, f"{entry.name} lacks its training command"
+        # scores, or a note that says why there are none yet and where the model is scored instead
+        assert entry.scores or "not yet scored" in entry.notes, f"{entry.name} lacks its scores"
 
 
 def test_trained_checkpoint_is_the_zoo_file_behind_train_or_load(released, tmp_path, monkeypatch):
