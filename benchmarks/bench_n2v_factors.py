@@ -22,7 +22,8 @@ Factors:
 * ``--crops``: a fresh random 64² crop per item instead of the fixed grid.
 * ``--net careamics``: the U-Net as CAREamics builds it, which has teachdiff's layer layout (333,185
   parameters in both) but bilinear instead of nearest up-sampling and PyTorch's default
-  initialisation instead of CSBDeep's Glorot-uniform.
+  initialisation instead of CSBDeep's Glorot-uniform; ``--net bilinear`` and ``--net torch-init``
+  change one of the two.
 
 Usage (one thread, minutes per run):
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_n2v_factors.py --replace careamics \
@@ -75,8 +76,8 @@ def nocross_replace(x, masked_percentage, radius, generator=None):
     return x_tilde, (b, r, c)
 
 
-def careamics_network() -> None:
-    """Make every CSBDeepUNet built from now on up-sample bilinearly and keep PyTorch's default
+def careamics_network(bilinear_upsampling: bool = True, torch_init: bool = True) -> None:
+    """Make every CSBDeepUNet built from now on up-sample bilinearly and/or keep PyTorch's default
     initialisation (``torch.nn.functional`` itself is left alone: the module gets its own view)."""
     import types
 
@@ -87,7 +88,10 @@ def careamics_network() -> None:
     def bilinear(x, scale_factor, mode):
         return F.interpolate(x, scale_factor=scale_factor, mode="bilinear", align_corners=False)
 
-    care.F = types.SimpleNamespace(max_pool2d=F.max_pool2d, interpolate=bilinear)
+    if bilinear_upsampling:
+        care.F = types.SimpleNamespace(max_pool2d=F.max_pool2d, interpolate=bilinear)
+    if not torch_init:
+        return
     build = care.CSBDeepUNet.__init__
 
     def init_as_torch(self, *args, **kwargs):
@@ -124,7 +128,8 @@ def main():
     p.add_argument("--replace", choices=["window", "careamics", "nocross"], default="window")
     p.add_argument("--blur", type=float, default=0.0)
     p.add_argument("--crops", action="store_true")
-    p.add_argument("--net", choices=["teachdiff", "careamics"], default="teachdiff")
+    p.add_argument("--net", choices=["teachdiff", "careamics", "bilinear", "torch-init"], default="teachdiff",
+                   help="careamics: both of bilinear (up-sampling only) and torch-init (initialisation only)")
     p.add_argument("--fovs", type=int, default=28)
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--seed", type=int, default=0, help="training seed: initialisation, order, blind spots")
@@ -132,8 +137,8 @@ def main():
     p.add_argument("--out", required=True)
     a = p.parse_args()
     torch.set_num_threads(1)
-    if a.net == "careamics":
-        careamics_network()
+    if a.net != "teachdiff":
+        careamics_network(bilinear_upsampling=a.net != "torch-init", torch_init=a.net != "bilinear")
     n2v.mask_blind_spots = {"window": n2v.mask_blind_spots, "careamics": careamics_replace,
                             "nocross": nocross_replace}[a.replace]
     datasets = make_datasets("synthetic-microtubules", quick=True, seed=a.data_seed,

@@ -44,7 +44,7 @@ CAREAMICS = "careamics==0.3.5"
 MIN_FREE_GB = 12  # the venv with torch 2.11's CUDA wheels needs about 7 GB, the pip cache as much again
 
 SETTINGS = dict(patch=64, batch=16, depth=2, filters=32, lr=4e-4, epochs=12, seed=0, tile=256,
-                tile_overlap=48, models=["care", "n2v"], n_train=28, n_val=2, n_test=10, train_size=256,
+                tile_overlap=48, models=["n2v", "care"], n_train=28, n_val=2, n_test=10, train_size=256,
                 test_size=512)
 
 
@@ -140,20 +140,36 @@ def teachdiff_side(folder: str, out: str, settings_file: str) -> None:
         print(model, json.dumps(timing), flush=True)
 
 
-def run_both(folder: Path, work: Path, careamics_python: Path | None) -> None:
-    """Both tools at the same time, one core each (so neither gets a machine the other lacks)."""
+def run_both(folder: Path, work: Path, careamics_python: Path | None, sequential: bool = False) -> None:
+    """Both tools at the same time, one core each (so neither gets a machine the other lacks); or, with
+    ``sequential``, one process at a time on the same core, model by model (teachdiff then CAREamics
+    for each model), for a machine whose other cores are busy."""
+    settings = dict(SETTINGS, **statistics(folder))
     settings_file = work / "settings.json"
-    settings_file.write_text(json.dumps(dict(SETTINGS, **statistics(folder)), indent=1))
+    settings_file.write_text(json.dumps(settings, indent=1))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(HERE.parents[1] / "src"))
+    careamics_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     pin = (lambda core: ["taskset", "-c", str(core)]) if shutil.which("taskset") else (lambda core: [])
-    jobs = []
-    if not (work / "teachdiff" / "n2v_timing.json").exists():
-        jobs.append(subprocess.Popen(pin(0) + [sys.executable, __file__, "teachdiff-side", str(folder),
-                                               str(work / "teachdiff"), str(settings_file)], env=env))
-    if careamics_python is not None and not (work / "careamics" / "n2v_timing.json").exists():
-        careamics_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-        jobs.append(subprocess.Popen(pin(1) + [str(careamics_python), str(HERE / "careamics_side.py"), str(folder),
-                                               str(work / "careamics"), str(settings_file)], env=careamics_env))
+
+    def commands(models: list[str], file: Path) -> list[tuple[Path, list[str], dict]]:
+        out = [(work / "teachdiff", [sys.executable, __file__, "teachdiff-side", str(folder),
+                                     str(work / "teachdiff"), str(file)], env)]
+        if careamics_python is not None:
+            out.append((work / "careamics", [str(careamics_python), str(HERE / "careamics_side.py"), str(folder),
+                                             str(work / "careamics"), str(file)], careamics_env))
+        return [(side, command, e) for side, command, e in out
+                if not all((side / f"{model}_timing.json").exists() for model in models)]
+
+    if sequential:
+        for model in SETTINGS["models"]:
+            file = work / f"settings_{model}.json"
+            file.write_text(json.dumps(dict(settings, models=[model]), indent=1))
+            for side, command, e in commands([model], file):
+                if subprocess.run(pin(0) + command, env=e).returncode:
+                    sys.exit(f"{side.name} failed on {model}; see its output above.")
+        return
+    jobs = [subprocess.Popen(pin(core) + command, env=e)
+            for core, (side, command, e) in enumerate(commands(SETTINGS["models"], settings_file))]
     if any(job.wait() for job in jobs):
         sys.exit("a side failed; see its output above.")
 
@@ -209,7 +225,7 @@ def score(folder: Path, work: Path) -> list[dict]:
     return rows
 
 
-def write_results(rows: list[dict], work: Path) -> None:
+def write_results(rows: list[dict], work: Path, sequential: bool = False) -> None:
     import torch
 
     import teachdiff
@@ -219,7 +235,8 @@ def write_results(rows: list[dict], work: Path) -> None:
         "# teachdiff against CAREamics, side by side (issue 29)",
         "",
         f"Run on {date.today().isoformat()} by `benchmarks/peers/compare_careamics.py` (work folder `{work}`): "
-        "both tools at once on one core and one thread each, on the same files and settings "
+        f"{'one process at a time (model by model, teachdiff then CAREamics) on the same core' if sequential else 'both tools at once on one core each'}, "
+        "one thread each, on the same files and settings "
         f"({json.dumps({k: v for k, v in SETTINGS.items() if k != 'models'})}; CAREamics {CAREAMICS.split('==')[1]} "
         f"in its own venv; {', '.join(f'{k} {v}' for k, v in versions.items())}). Scores are means over the "
         f"{SETTINGS['n_test']} held-out {SETTINGS['test_size']}² test images of whole-image predictions, in grey "
@@ -252,13 +269,15 @@ def main(argv=None):
     p.add_argument("--venv", type=Path, default=None, help="CAREamics' venv (default WORK/careamics-venv)")
     p.add_argument("--pip-cache", type=Path, default=Path("/tmp/teachdiff-peers-pip-cache"))
     p.add_argument("--skip-careamics", action="store_true", help="run and score teachdiff only")
+    p.add_argument("--sequential", action="store_true",
+                   help="one training process at a time on one core (model by model) instead of both at once")
     a = p.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     folder = a.work / "data"
     make_data(folder)
     careamics_python = None if a.skip_careamics else build_venv(a.venv or a.work / "careamics-venv", a.pip_cache)
-    run_both(folder, a.work, careamics_python)
-    write_results(score(folder, a.work), a.work)
+    run_both(folder, a.work, careamics_python, a.sequential)
+    write_results(score(folder, a.work), a.work, a.sequential)
 
 
 if __name__ == "__main__":
