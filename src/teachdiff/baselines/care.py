@@ -157,22 +157,9 @@ class CAREConfig:
             raise ValueError(f"input_std must be positive, got {self.input_std}.")
 
 
-class CARE(StandardizedInput, RestorationMethod):
-    """Supervised CARE (``--model care``): a residual CSBDeep U-Net trained with the MAE to the target."""
-
-    kind = "care"
-    config_class = CAREConfig
-
-    def __init__(self, config: CAREConfig | None = None):
-        super().__init__(config or CAREConfig())
-        c = self.config
-        self.net = CSBDeepUNet(c.depth, c.base_filters, c.kernel_size, c.convs_per_level, c.batch_norm, c.residual)
-
-    def forward(self, x, y, generator=None, shard=(0, 1)):
-        if y is None:
-            raise ValueError("CARE is supervised: forward(x, y) needs the target y.")
-        pred = self.predict(x)
-        return F.l1_loss(pred, y) if self.config.loss == "mae" else F.mse_loss(pred, y)
+class CSBDeepMethod(StandardizedInput, RestorationMethod):
+    """What CARE and Noise2Void share: a :class:`CSBDeepUNet` (``self.net``) on standardised
+    inputs, restored in one pass padded to the network's size multiple."""
 
     @torch.no_grad()
     def restore(self, x, generator=None):
@@ -189,6 +176,24 @@ class CARE(StandardizedInput, RestorationMethod):
         """Pixels of context an output needs (the U-Net's receptive-field radius): tiles
         overlapping by twice this give the whole-image restoration (:func:`teachdiff.infer.tiled_apply`)."""
         return self.net.receptive_radius
+
+
+class CARE(CSBDeepMethod):
+    """Supervised CARE (``--model care``): a residual CSBDeep U-Net trained with the MAE to the target."""
+
+    kind = "care"
+    config_class = CAREConfig
+
+    def __init__(self, config: CAREConfig | None = None):
+        super().__init__(config or CAREConfig())
+        c = self.config
+        self.net = CSBDeepUNet(c.depth, c.base_filters, c.kernel_size, c.convs_per_level, c.batch_norm, c.residual)
+
+    def forward(self, x, y, generator=None, shard=(0, 1)):
+        if y is None:
+            raise ValueError("CARE is supervised: forward(x, y) needs the target y.")
+        pred = self.predict(x)
+        return F.l1_loss(pred, y) if self.config.loss == "mae" else F.mse_loss(pred, y)
 
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):

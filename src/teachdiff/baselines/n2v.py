@@ -47,9 +47,7 @@ from dataclasses import dataclass
 
 import torch
 
-from teachdiff.baselines.care import CSBDeepUNet
-from teachdiff.baselines.common import StandardizedInput, check_images, restore_padded
-from teachdiff.methods import RestorationMethod
+from teachdiff.baselines.care import CSBDeepMethod, CSBDeepUNet
 
 # val_every of the presets: validate (against the GT) only after the last epoch, never to choose weights.
 _VALIDATE_AT_END_ONLY = 10**9
@@ -125,7 +123,7 @@ def masked_mse(pred: torch.Tensor, x: torch.Tensor, coords) -> torch.Tensor:
     return (pred[b, 0, r, c] - x[b, 0, r, c]).pow(2).mean()
 
 
-class Noise2Void(StandardizedInput, RestorationMethod):
+class Noise2Void(CSBDeepMethod):
     """Self-supervised Noise2Void (``--model n2v``): trained on the noisy inputs only."""
 
     kind = "n2v"
@@ -145,22 +143,6 @@ class Noise2Void(StandardizedInput, RestorationMethod):
         x_tilde, coords = mask_blind_spots(x, self.config.masked_percentage, self.config.neighborhood_radius,
                                            generator)
         return masked_mse(self.predict(x_tilde), x, coords)
-
-    @torch.no_grad()
-    def restore(self, x, generator=None):
-        check_images(x)
-        return restore_padded(self.predict, x, self.net.size_multiple).clamp(-1, 1)
-
-    @property
-    def size_multiple(self) -> int:
-        """Image sides the network takes (``restore`` pads to it); tiles start on this grid."""
-        return self.net.size_multiple
-
-    @property
-    def halo(self) -> int:
-        """Pixels of context an output needs (the U-Net's receptive-field radius): tiles
-        overlapping by twice this give the whole-image restoration (:func:`teachdiff.infer.tiled_apply`)."""
-        return self.net.receptive_radius
 
     @classmethod
     def train_preset(cls, dataset: str, preset: str = "quick"):
