@@ -145,6 +145,11 @@ def test_ddpm_package_declares_sampler_seed_halo_cost_and_citation(ddpm_zip):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (issue 29): since tiling at the border matches whole-image prediction, teachdiff "
+    "restore writes the whole-image restoration of this 100 x 84 capture; the package run by "
+    "bioimageio.core's predict still gives what restore's old tiling gave (max 46 grey levels "
+    "from the whole-image result). Strict: it fails as soon as the two agree again."))
 def test_care_predict_gives_the_image_that_teachdiff_restore_writes(care_zip, tmp_path):
     from bioimageio.core import predict
 

@@ -262,6 +262,7 @@ REAL_DATASETS: dict[str, DatasetInfo] = {
         pixel_size_nm=1.0,
         pixel_size_source="not stated with these files (20x and 60x objectives differ): 1, so that "
         "resolutions read in pixels",
+        imaging="widefield (20x and 60x objectives) and confocal fluorescence",
         bit_depth=8,
         register=False,
         n_fov=7,
