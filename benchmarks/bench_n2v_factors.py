@@ -20,10 +20,12 @@ Factors:
 * ``--blur``: probability of the input-blur augmentation (teachdiff's default 0.25; CAREamics: none).
   Noise2Void's target is its input, so blurring it also blurs (and correlates) the target's noise.
 * ``--crops``: a fresh random 64² crop per item instead of the fixed grid.
-* ``--net careamics``: the U-Net as CAREamics builds it, which has teachdiff's layer layout (333,185
-  parameters in both) but bilinear instead of nearest up-sampling and PyTorch's default
-  initialisation instead of CSBDeep's Glorot-uniform; ``--net bilinear`` and ``--net torch-init``
-  change one of the two.
+* ``--net``: ``teachdiff`` is the library's Noise2Void U-Net (PyTorch's default initialisation since
+  this benchmark found it, 2026-12-04); ``glorot`` re-initialises it Glorot-uniform as CSBDeep does
+  (what teachdiff's Noise2Void did before, and CARE still does: the rows of ``n2v_factors.md``
+  named ``teachdiff``, ``torch-init`` is today's ``teachdiff``); ``careamics`` is the
+  U-Net as CAREamics builds it, the same layer layout (333,185 parameters in both) with bilinear
+  instead of nearest up-sampling, and ``bilinear`` is the same thing.
 
 Usage (one thread, minutes per run):
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_n2v_factors.py --replace careamics \
@@ -76,9 +78,9 @@ def nocross_replace(x, masked_percentage, radius, generator=None):
     return x_tilde, (b, r, c)
 
 
-def careamics_network(bilinear_upsampling: bool = True, torch_init: bool = True) -> None:
-    """Make every CSBDeepUNet built from now on up-sample bilinearly and/or keep PyTorch's default
-    initialisation (``torch.nn.functional`` itself is left alone: the module gets its own view)."""
+def change_network(bilinear_upsampling: bool = False, glorot_init: bool = False) -> None:
+    """Make every CSBDeepUNet built from now on up-sample bilinearly and/or start from CSBDeep's
+    Glorot-uniform weights (``torch.nn.functional`` itself is left alone: the module gets its own view)."""
     import types
 
     import torch.nn.functional as F
@@ -90,17 +92,19 @@ def careamics_network(bilinear_upsampling: bool = True, torch_init: bool = True)
 
     if bilinear_upsampling:
         care.F = types.SimpleNamespace(max_pool2d=F.max_pool2d, interpolate=bilinear)
-    if not torch_init:
+    if not glorot_init:
         return
     build = care.CSBDeepUNet.__init__
 
-    def init_as_torch(self, *args, **kwargs):
+    def init_as_csbdeep(self, *args, **kwargs):
         build(self, *args, **kwargs)
         for module in self.modules():
             if isinstance(module, torch.nn.Conv2d):
-                module.reset_parameters()
+                torch.nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
 
-    care.CSBDeepUNet.__init__ = init_as_torch
+    care.CSBDeepUNet.__init__ = init_as_csbdeep
 
 
 def affine_mae(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -128,8 +132,8 @@ def main():
     p.add_argument("--replace", choices=["window", "careamics", "nocross"], default="window")
     p.add_argument("--blur", type=float, default=0.0)
     p.add_argument("--crops", action="store_true")
-    p.add_argument("--net", choices=["teachdiff", "careamics", "bilinear", "torch-init"], default="teachdiff",
-                   help="careamics: both of bilinear (up-sampling only) and torch-init (initialisation only)")
+    p.add_argument("--net", choices=["teachdiff", "glorot", "careamics", "bilinear"], default="teachdiff",
+                   help="glorot: CSBDeep's initialisation (teachdiff's before); careamics = bilinear up-sampling")
     p.add_argument("--fovs", type=int, default=28)
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--seed", type=int, default=0, help="training seed: initialisation, order, blind spots")
@@ -137,8 +141,7 @@ def main():
     p.add_argument("--out", required=True)
     a = p.parse_args()
     torch.set_num_threads(1)
-    if a.net != "teachdiff":
-        careamics_network(bilinear_upsampling=a.net != "torch-init", torch_init=a.net != "bilinear")
+    change_network(bilinear_upsampling=a.net in ("careamics", "bilinear"), glorot_init=a.net == "glorot")
     n2v.mask_blind_spots = {"window": n2v.mask_blind_spots, "careamics": careamics_replace,
                             "nocross": nocross_replace}[a.replace]
     datasets = make_datasets("synthetic-microtubules", quick=True, seed=a.data_seed,

@@ -45,21 +45,33 @@ from teachdiff.methods import RestorationMethod
 __all__ = ["CSBDeepUNet", "CAREConfig", "CARE"]
 
 
-def _conv_block(c_in: int, c_out: int, kernel_size: int, batch_norm: bool) -> nn.Sequential:
+def _conv_block(c_in: int, c_out: int, kernel_size: int, batch_norm: bool, glorot: bool) -> nn.Sequential:
     """CSBDeep's ``conv_block2``: 'same' convolution, optional batch norm, ReLU."""
     conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
-    nn.init.xavier_uniform_(conv.weight)  # Keras' glorot_uniform, as in CSBDeep
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
+    if glorot:
+        _glorot(conv)
     layers = [conv] + ([nn.BatchNorm2d(c_out)] if batch_norm else []) + [nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
+def _glorot(conv: nn.Conv2d) -> None:
+    nn.init.xavier_uniform_(conv.weight)  # Keras' glorot_uniform, as in CSBDeep
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 class CSBDeepUNet(nn.Module):
-    """The U-Net of CSBDeep (used by CARE and Noise2Void); output = input + correction if ``residual``."""
+    """The U-Net of CSBDeep (used by CARE and Noise2Void); output = input + correction if ``residual``.
+
+    ``glorot``: start from CSBDeep's Glorot-uniform weights (CARE), else from PyTorch's default,
+    1.4-2.4x smaller ones, as CAREamics does (Noise2Void). Under Adam the smaller weights turn
+    faster: in a short budget Noise2Void, whose loss sees ~0.2 % of the pixels, learns much more
+    with them, CARE, whose loss sees every pixel, slightly less (``benchmarks/results/n2v_factors.md``,
+    ``careamics.md``); over a full budget with its learning rate swept both come out level.
+    """
 
     def __init__(self, depth: int = 2, base_filters: int = 32, kernel_size: int = 5, convs_per_level: int = 2,
-                 batch_norm: bool = False, residual: bool = True, channels: int = 1):
+                 batch_norm: bool = False, residual: bool = True, channels: int = 1, glorot: bool = True):
         super().__init__()
         if depth < 1 or convs_per_level < 1 or base_filters < 1 or kernel_size % 2 == 0:
             raise ValueError(f"CSBDeepUNet needs depth >= 1, convs_per_level >= 1, base_filters >= 1 and an odd "
@@ -76,13 +88,13 @@ class CSBDeepUNet(nn.Module):
         for n in range(depth):
             convs = []
             for _ in range(convs_per_level):
-                convs.append(_conv_block(c, width(n), kernel_size, batch_norm))
+                convs.append(_conv_block(c, width(n), kernel_size, batch_norm, glorot))
                 c = width(n)
             self.down.append(nn.Sequential(*convs))
-        middle = [_conv_block(c if i == 0 else width(depth), width(depth), kernel_size, batch_norm)
+        middle = [_conv_block(c if i == 0 else width(depth), width(depth), kernel_size, batch_norm, glorot)
                   for i in range(convs_per_level - 1)]
         c = width(depth) if convs_per_level > 1 else c
-        middle.append(_conv_block(c, width(max(0, depth - 1)), kernel_size, batch_norm))
+        middle.append(_conv_block(c, width(max(0, depth - 1)), kernel_size, batch_norm, glorot))
         self.middle = nn.Sequential(*middle)
         c = width(max(0, depth - 1))
         self.up = nn.ModuleList()
@@ -90,14 +102,14 @@ class CSBDeepUNet(nn.Module):
             c += width(n)  # concatenated skip
             convs = []
             for _ in range(convs_per_level - 1):
-                convs.append(_conv_block(c, width(n), kernel_size, batch_norm))
+                convs.append(_conv_block(c, width(n), kernel_size, batch_norm, glorot))
                 c = width(n)
-            convs.append(_conv_block(c, width(max(0, n - 1)), kernel_size, batch_norm))
+            convs.append(_conv_block(c, width(max(0, n - 1)), kernel_size, batch_norm, glorot))
             c = width(max(0, n - 1))
             self.up.append(nn.Sequential(*convs))
         self.out = nn.Conv2d(c, channels, 1)
-        nn.init.xavier_uniform_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if glorot:
+            _glorot(self.out)
 
     @property
     def size_multiple(self) -> int:

@@ -134,7 +134,7 @@ class Noise2Void(CSBDeepMethod):
         super().__init__(config or N2VConfig())
         c = self.config
         self.net = CSBDeepUNet(c.depth, c.base_filters, c.kernel_size, convs_per_level=2, batch_norm=c.batch_norm,
-                               residual=False)
+                               residual=False, glorot=False)  # PyTorch's initialisation, as CAREamics
 
     def forward(self, x, y=None, generator=None, shard=(0, 1)):
         if y is not None:
