@@ -5,7 +5,7 @@
     python benchmarks/bench_baselines.py --ddpm-checkpoint runs/ddpm/best.pt --datasets synthetic-zebrafish
 
 Each trainable model (CARE, Noise2Void, pix2pix, UNet-RCAN and the DDPM) is trained with its
-``quick`` preset through ``teachdiff.train.train`` on 64² patches, timed, and then restores
+``quick`` preset through ``teachdiff.training.loop.train`` on 64² patches, timed, and then restores
 full 256² synthetic fields of view of the test split (the networks are fully convolutional; 256²
 is large enough for 5-scale MS-SSIM). DDPM is one DDIM sample (``--ddpm-steps``, 20), DDPM-avg the
 mean of ``--ddpm-samples`` (5; the paper: 15 ancestral samples); on one CPU thread a 256² network call
@@ -32,11 +32,13 @@ import numpy as np
 import torch
 
 import teachdiff
-from teachdiff import metrics
-from teachdiff.baselines import GaussianFilter, NonLocalMeans
+from teachdiff.evaluation import metrics
+from teachdiff.methods.base import GaussianFilter, NonLocalMeans
 from teachdiff.data import get_dataset_info, make_datasets, simulate_pair, to_model_range
 from teachdiff.data.synthetic import fov_seed
-from teachdiff.train import load_method, train, train_preset
+from teachdiff.store.resolve import load_method
+from teachdiff.training.loop import train
+from teachdiff.training.presets import train_preset
 
 RESULTS = Path(__file__).parent / "results" / "baselines_quick.md"
 MACHINE = "2-core CPU (CI machine)"
@@ -69,7 +71,7 @@ def restore_all(model: str, method, x: torch.Tensor, seed: int, ddpm_samples: in
                 ddpm_steps: int = 20) -> dict[str, np.ndarray]:
     generator = torch.Generator().manual_seed(seed)
     if model == "ddpm":
-        from teachdiff.infer import sample
+        from teachdiff.inference.sampling import sample
 
         samples = sample(method.unet, x, method.schedule, n_samples=ddpm_samples, sampler="ddim", steps=ddpm_steps,
                          generator=generator, progress=False)
@@ -128,7 +130,7 @@ def markdown(results: dict[str, list[dict]], args, threads: int, elapsed: float)
              f"{threads} thread(s); teachdiff {teachdiff.__version__}. Whole run: {elapsed / 60:.1f} min.",
              f"Test: {args.n_test} synthetic fields of view of {args.size}² per dataset (test-split seeds, never "
              "trained on), medians over images. Training: each model's `quick` preset (64² patches) through "
-             "`teachdiff.train.train`; time = wall-clock of the whole `train()` call incl. validation.",
+             "`teachdiff.training.loop.train`; time = wall-clock of the whole `train()` call incl. validation.",
              "CARE, Noise2Void and UNet-RCAN are clipped and rescaled to the GT training distribution before "
              "scoring (paper §S2); the column 'MAE no rescale' is their MAE without it. DDPM: one DDIM sample "
              f"({args.ddpm_steps} steps); DDPM-avg: mean of {args.ddpm_samples}.",

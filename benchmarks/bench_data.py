@@ -22,7 +22,7 @@ from PIL import Image
 
 from teachdiff.data import make_dataloaders, simulate_pair
 from teachdiff.data.loaders import SyntheticSizes
-from teachdiff.data.synthetic import CASES
+from teachdiff.data.registry import CASES
 
 MACHINE = "2-core CPU (CI machine)"
 RESULTS = Path(__file__).parent / "results" / "data_loader.md"

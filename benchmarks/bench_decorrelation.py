@@ -24,7 +24,7 @@ import numpy as np
 
 from bench_metrics import MACHINE, synthetic_pair, time_call
 from teachdiff.data.synthetic import simulate_pair
-from teachdiff.metrics import decorrelation
+from teachdiff.evaluation.metrics import decorrelation
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "decorr_fixture"

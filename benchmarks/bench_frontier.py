@@ -18,7 +18,7 @@ For each dataset and its trained DDPM, on test patches with ground truth:
 
 Models: ``--checkpoint DATASET=NAME_OR_PATH`` for a zoo model (``teachdiff weights list``) or a
 trained checkpoint; without it,
-the quick model of ``teachdiff.train.train_or_load(dataset, "quick")`` (trained if missing).
+the quick model of ``teachdiff.training.runs.train_or_load(dataset, "quick")`` (trained if missing).
 MS-SSIM uses 3 scales (renormalised weights), the most that 64² patches allow (5 need 176²).
 
 Run (CPU, the quick zoo's DDPMs; the recorded results, about 80 s per 64² patch and dataset on
@@ -44,8 +44,9 @@ import numpy as np
 import torch
 
 import teachdiff
-from teachdiff import metrics
-from teachdiff.infer import sample, uncertainty_maps
+from teachdiff.evaluation import metrics
+from teachdiff.inference.sampling import sample
+from teachdiff.inference.restore import uncertainty_maps
 
 DATASETS = ("synthetic-zebrafish", "synthetic-microtubules", "synthetic-mitochondria", "synthetic-synapses")
 N_AVG = (1, 2, 4, 8, 15)
@@ -68,7 +69,8 @@ def _to255(t: torch.Tensor) -> np.ndarray:
 
 
 def load_model(dataset: str, checkpoint: str | None):
-    from teachdiff.train import load_method, train_or_load
+    from teachdiff.store.resolve import load_method
+    from teachdiff.training.runs import train_or_load
 
     if checkpoint:
         return load_method(checkpoint, map_location=teachdiff.device(), expect_kind="ddpm")
@@ -217,7 +219,7 @@ def calibrate(method, dataset: str, sampler: str, steps: int, n: int, n_val: int
 
 def model_description(results: dict[str, dict]) -> str:
     """What the measured models are: the quick zoo's DDPMs, or quick models trained on the spot."""
-    from teachdiff import zoo
+    from teachdiff.store import zoo
 
     entries = {e.name: e for e in zoo.read_manifest()}
     released = [entries[r["model"]] for r in results.values() if r["model"] in entries]
@@ -262,7 +264,7 @@ def markdown(results: dict[str, dict], args, total_seconds: float) -> str:
         lines += ["", "Uncertainty of the 15-sample std map (Eq. 15) on the same patches: Spearman ρ between std "
                   "and |error| of the mean, AUSE (0 = ideal ordering), and coverage of the 90 % interval of the "
                   "15 samples' quantiles (at most 14/16 = 87.5 % for exchangeable samples, see "
-                  "`teachdiff.metrics.sample_interval`).", "",
+                  "`teachdiff.evaluation.metrics.sample_interval`).", "",
                   "| sampler (15 samples) | Spearman ρ | AUSE | coverage of the 90 % sample interval |", "|---|---|---|---|"]
         for name, c in r["uncertainty"].items():
             lines.append(f"| {name} | {c['spearman']:.2f} | {c['ause']:.3f} | {c['coverage']:.1%} |")
@@ -271,7 +273,7 @@ def markdown(results: dict[str, dict], args, total_seconds: float) -> str:
     cal = {d: r["calibration"] for d, r in results.items() if r.get("calibration")}
     if cal:
         lines += ["## Coverage of the 90 % interval before and after conformal calibration", "",
-                  "Conformal scale fitted on validation patches (`teachdiff.metrics.ConformalScale`), coverage "
+                  "Conformal scale fitted on validation patches (`teachdiff.evaluation.metrics.ConformalScale`), coverage "
                   "measured on test patches; the scale is saved as `frontier/<dataset>-calibration.json`.", "",
                   "| dataset | setting | val / test patches | sample quantiles | mean ± 1.645 std | conformal | scale |",
                   "|---|---|---|---|---|---|---|"]
@@ -310,7 +312,7 @@ def speedup_markdown(results: dict[str, dict]) -> list[str]:
              f"Cheapest setting within 2 % of DDPM-avg-15's MAE on every dataset above: **{cheapest}**. "
              f"With at least {MAP_SAMPLES} samples, as the std map needs (`MAP_SAMPLES`): **{name}** "
              f"({steps * n} network calls per patch instead of 3000, {3000 / (steps * n):.1f}× fewer; "
-             f"`teachdiff.infer.FAST_SAMPLING`, the default of `teachdiff restore`). With "
+             f"`teachdiff.inference.sampling.FAST_SAMPLING`, the default of `teachdiff restore`). With "
              f"{min(r['n_patches'] for r in results.values())} test patch(es) per dataset, MAE differences of a "
              "few percent are within patch-to-patch variation: the choice is indicative, not a measurement "
              "to rely on for other models. "

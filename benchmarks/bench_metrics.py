@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 
 import teachdiff
-from teachdiff import metrics, stats
+from teachdiff.evaluation import metrics, stats
 
 TEST_SET_SIZE = 265
 RESULTS = Path(__file__).parent / "results" / "metrics.md"

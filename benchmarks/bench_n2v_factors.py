@@ -42,12 +42,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from teachdiff.baselines import n2v
+from teachdiff.methods.base import n2v
 from teachdiff.data import make_datasets
 from teachdiff.data.loaders import Augmentation, SyntheticSizes
-from teachdiff.data.prepare import from_model_range, to_model_range
+from teachdiff.core.scale import from_model_range, to_model_range
 from teachdiff.data.synthetic import simulate_pair
-from teachdiff.train import TrainConfig, load_method, train
+from teachdiff.training.config import TrainConfig
+from teachdiff.store.resolve import load_method
+from teachdiff.training.loop import train
 
 TEST_SEEDS = range(900_001, 900_005)  # held-out 256² test images (no split derives these seeds)
 
@@ -85,7 +87,7 @@ def change_network(bilinear_upsampling: bool = False, glorot_init: bool = False)
 
     import torch.nn.functional as F
 
-    from teachdiff.baselines import care
+    from teachdiff.methods.base import care
 
     def bilinear(x, scale_factor, mode):
         return F.interpolate(x, scale_factor=scale_factor, mode="bilinear", align_corners=False)

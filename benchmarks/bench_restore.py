@@ -8,11 +8,11 @@ just the section on memory layout, allocator and compilation).
 The setting is issue 12's: one 512² synthetic-microtubules capture, DDPM-avg of 15 samples with
 DDIM-10, the quick zoo's DDPM of synthetic microtubules (the ``tiny`` U-Net of chapter 4's quick
 model). Each setting's plan (tiles, images per call, network calls) comes from
-:func:`teachdiff.infer.plan_tiles`; its time is the measured time of one network call of its
+:func:`teachdiff.core.tiling.plan_tiles`; its time is the measured time of one network call of its
 shape (median of 3 after a warm-up) times its number of calls -- the network is all but the
 whole cost, and this keeps the old defaults (which take many minutes) measurable. Settings:
 
-1. **new default**: ``tile="auto"`` (:func:`teachdiff.infer.default_tile`), overlap 1/8, the
+1. **new default**: ``tile="auto"`` (:func:`teachdiff.inference.budget.default_tile`), overlap 1/8, the
    (tile, sample) pairs packed into full calls of ``default_batch_size`` images;
 2. the training size 64 with overlap 1/8, packed the same way (what ``"auto"`` adds);
 3. **old CLI default** ``tile=256, overlap=32``: one tile at a time in calls of 3 images (the
@@ -60,7 +60,7 @@ def timed(fn):
 def per_pixel_call(net, batch: int, side: int, repeats: int = 5, mode: str = "fp32") -> float:
     """Least CPU time of one network call per image pixel (ns), under the autocast of precision
     ``mode``: with one thread, about the unloaded time, however busy the machine."""
-    from teachdiff import precision
+    from teachdiff.core import precision
 
     x = torch.zeros(batch, 1, side, side)
     level = torch.full((batch,), 0.5)
@@ -78,8 +78,12 @@ def precision_section(net, schedule, pair, threads: int, crop: int = 128, full: 
     """bf16 autocast on the CPU (``--precision bf16``): the cost of a call, the whole restore it
     implies, and what it does to a restoration (a ``crop``² corner restored in both modes);
     ``full``: also the whole 512² restore end to end in both modes, and with the fast default."""
-    from teachdiff import metrics, precision
-    from teachdiff.infer import _calls_per_run, default_batch_size, default_tile, plan_tiles, restore_image
+    from teachdiff.evaluation import metrics
+    from teachdiff.core import precision
+    from teachdiff.inference.sampling import _calls_per_run
+    from teachdiff.inference.budget import default_batch_size, default_tile
+    from teachdiff.core.tiling import plan_tiles
+    from teachdiff.inference.restore import restore_image
 
     torch.set_num_threads(threads)
     auto = default_tile(net, pair.x.shape)
@@ -106,7 +110,7 @@ def precision_section(net, schedule, pair, threads: int, crop: int = 128, full: 
     lines += ["", f"bf16 is {cost['fp32'] / cost['bf16']:.2f}x faster per pixel; its mean differs from the fp32 "
               f"mean by {diff.mean():.3f} grey levels on average (largest {diff.max():.2f}).", ""]
     if full:
-        from teachdiff.infer import FAST_SAMPLING as fast
+        from teachdiff.inference.sampling import FAST_SAMPLING as fast
 
         lines += [f"End to end, the whole {SIZE}² image (`restore_image`, {threads} thread(s)), MAE of the mean "
                   "against the ground truth:", "", "| setting | precision | network calls per tile | wall | "
@@ -138,10 +142,11 @@ def one_restore(layout: str, glibc_thresholds: bool, mode: str, compile: bool, n
                 threads: int) -> dict:
     """One whole 512² restore with DDIM-10, in this (fresh) process: the allocator setting is
     process-wide and cannot be undone, so each configuration runs in its own process."""
-    from teachdiff import metrics, precision
+    from teachdiff.evaluation import metrics
+    from teachdiff.core import precision
     from teachdiff.data.synthetic import simulate_pair
-    from teachdiff.infer import restore_image
-    from teachdiff.train import load_method
+    from teachdiff.inference.restore import restore_image
+    from teachdiff.store.resolve import load_method
 
     torch.set_num_threads(threads)
     if glibc_thresholds:  # what load_method did before: no keep_freed_memory
@@ -164,7 +169,7 @@ def one_restore(layout: str, glibc_thresholds: bool, mode: str, compile: bool, n
 def layout_section(threads: int) -> list[str]:
     """Memory layout, allocator and compilation: issue 12's whole 512² restore (15 x DDIM-10) in
     each configuration of :data:`LAYOUT_RUNS`, then the fast default with today's settings."""
-    from teachdiff.infer import FAST_SAMPLING as fast
+    from teachdiff.inference.sampling import FAST_SAMPLING as fast
 
     lines = [f"### Memory layout, allocator and compilation ({threads} threads)", "",
              f"Load before: `{load()}`", "",
@@ -202,7 +207,9 @@ def per_call(net, batch: int, side: int, repeats: int = 3) -> tuple[float, float
 
 
 def measure(net, schedule, image, threads: int) -> list[str]:
-    from teachdiff.infer import _calls_per_run, default_batch_size, default_tile, plan_tiles
+    from teachdiff.inference.sampling import _calls_per_run
+    from teachdiff.inference.budget import default_batch_size, default_tile
+    from teachdiff.core.tiling import plan_tiles
 
     torch.set_num_threads(threads)
     steps = _calls_per_run("ddim", STEPS, schedule)
@@ -227,7 +234,7 @@ def measure(net, schedule, image, threads: int) -> list[str]:
                      f"{cpu * calls:.0f} s |")
         print(lines[-1], flush=True)
 
-    from teachdiff.infer import _flop_model
+    from teachdiff.inference.budget import _flop_model
 
     tile_costs = {side: per_pixel_call(net, 8, side) for side in (64, 72, 96, 128)}
     batch_costs = {b: per_pixel_call(net, b, 64) for b in (1, 4, 8, 15, 30, 60, 120)}
@@ -277,7 +284,7 @@ def main() -> None:
         return
 
     from teachdiff.data.synthetic import simulate_pair
-    from teachdiff.train import load_method
+    from teachdiff.store.resolve import load_method
 
     method = load_method(MODEL)
     net, schedule = method.unet.eval(), method.schedule

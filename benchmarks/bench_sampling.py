@@ -3,7 +3,7 @@
 Writes ``benchmarks/results/sampling.md``. Run: ``python benchmarks/bench_sampling.py``
 (``TEACHDIFF_QUICK=1`` times fewer steps and extrapolates, for a smoke run).
 
-What is timed is :func:`teachdiff.infer.sample` with ``n_samples=15`` in one batch of 15
+What is timed is :func:`teachdiff.inference.sampling.sample` with ``n_samples=15`` in one batch of 15
 (``batch_size=15``) -- the network calls plus the position-keyed noise -- for the ``tiny`` and
 ``small`` U-Net configurations at 64 x 64. The 256 x 256 figure is an estimate: the measured
 time of a few 15-image network calls at 256 x 256 times the number of steps. The untrained
@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 import teachdiff
-from teachdiff.diffusion import NoiseSchedule
-from teachdiff.infer import sample
-from teachdiff.unet import MPUNet, UNetConfig, count_parameters
+from teachdiff.core.diffusion import NoiseSchedule
+from teachdiff.inference.sampling import sample
+from teachdiff.core.unet import MPUNet, UNetConfig, count_parameters
 
 MACHINE = "2-core CPU (CI machine)"
 N_SAMPLES, T, DDIM_STEPS = 15, 200, 20

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 import teachdiff
-from teachdiff.diffusion import NoiseSchedule, training_loss
-from teachdiff.unet import MPUNet, UNetConfig, count_parameters
+from teachdiff.core.diffusion import NoiseSchedule, training_loss
+from teachdiff.core.unet import MPUNet, UNetConfig, count_parameters
 
 
 def _time(fn, repeats: int, device) -> float:

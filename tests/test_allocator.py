@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
-from teachdiff import allocator
+from teachdiff.core import allocator
 
 # One process per setting (the thresholds are process-wide and cannot be unset): five calls of
 # the tiny U-Net on 8 tiles of 72², then the minor page faults of five more, per call. Both
 # settings use the same (channels-last) layout, so only the allocator differs.
 FAULTS_PER_CALL = """
 import resource, sys, torch
-from teachdiff import allocator
-from teachdiff.unet import MPUNet, UNetConfig
+from teachdiff.core import allocator
+from teachdiff.core.unet import MPUNet, UNetConfig
 torch.set_num_threads(1)
 net = MPUNet(UNetConfig.tiny()).eval().to(memory_format=torch.channels_last)
 if sys.argv[1] == "keep":

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from teachdiff.diffusion import NoiseSchedule
-from teachdiff.infer import restore_image
-from teachdiff.unet import MPUNet, UNetConfig
+from teachdiff.core.diffusion import NoiseSchedule
+from teachdiff.inference.restore import restore_image
+from teachdiff.core.unet import MPUNet, UNetConfig
 
 
 def test_restore_image_refuses_an_rgb_array_instead_of_restoring_its_rows_as_slices():

@@ -12,17 +12,34 @@ import pytest
 import torch
 from scipy import ndimage
 
-from teachdiff.baselines import (CARE, CAREConfig, CSBDeepUNet, GaussianFilter, N2VConfig, NonLocalMeans,
-                                 Noise2Void, PatchDiscriminator, Pix2Pix, Pix2PixConfig, UNetGenerator,
-                                 UNetRCAN, gaussian_restore, nlm_restore, receptive_field)
-from teachdiff.baselines import n2v as n2v_module
-from teachdiff.baselines.classical import estimate_noise_sigma
-from teachdiff.baselines.common import count_parameters
-from teachdiff.baselines.n2v import blind_spot_coords, mask_blind_spots
-from teachdiff.baselines.rcan import unet_rcan_loss
-from teachdiff.methods import build_method
-from teachdiff.precision import prepare_network
-from teachdiff.train import load_method, save_checkpoint, train, train_preset
+from teachdiff.methods.base import (
+    CARE,
+    CAREConfig,
+    CSBDeepUNet,
+    GaussianFilter,
+    N2VConfig,
+    NonLocalMeans,
+    Noise2Void,
+    PatchDiscriminator,
+    Pix2Pix,
+    Pix2PixConfig,
+    UNetGenerator,
+    UNetRCAN,
+    gaussian_restore,
+    nlm_restore,
+    receptive_field,
+)
+from teachdiff.methods.base import n2v as n2v_module
+from teachdiff.methods.classical import estimate_noise_sigma
+from teachdiff.methods.common import count_parameters
+from teachdiff.methods.n2v import blind_spot_coords, mask_blind_spots
+from teachdiff.methods.rcan import unet_rcan_loss
+from teachdiff.methods.base import build_method
+from teachdiff.core.precision import prepare_network
+from teachdiff.store.resolve import load_method
+from teachdiff.store.checkpoint import save_checkpoint
+from teachdiff.training.loop import train
+from teachdiff.training.presets import train_preset
 
 KINDS = ["care", "n2v", "pix2pix", "rcan"]
 

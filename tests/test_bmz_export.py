@@ -19,16 +19,18 @@ import torch
 
 bioimageio_core = pytest.importorskip("bioimageio.core", reason="needs the [bmz] extra")
 
-from teachdiff import cli  # noqa: E402
-from teachdiff.bmz import PackagedModel, export_package  # noqa: E402
-from teachdiff.bmz.package import _affine_in, _affine_out  # noqa: E402
+from teachdiff.cli.main import main as cli  # noqa: E402
+from teachdiff.export import PackagedModel, export_package  # noqa: E402
+from teachdiff.export.package import _affine_in, _affine_out  # noqa: E402
 from teachdiff.data.folder import Normalization  # noqa: E402
 from teachdiff.data.synthetic import simulate_pair  # noqa: E402
-from teachdiff.infer import FAST_SAMPLING, restore  # noqa: E402
-from teachdiff.methods import DiffusionConfig, DiffusionMethod  # noqa: E402
-from teachdiff.restore_cli import restore_files  # noqa: E402
-from teachdiff.train import load_method, save_checkpoint  # noqa: E402
-from teachdiff.unet import UNetConfig  # noqa: E402
+from teachdiff.inference.sampling import FAST_SAMPLING
+from teachdiff.inference.restore import restore  # noqa: E402
+from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod  # noqa: E402
+from teachdiff.cli.restore import restore_files  # noqa: E402
+from teachdiff.store.resolve import load_method
+from teachdiff.store.checkpoint import save_checkpoint  # noqa: E402
+from teachdiff.core.unet import UNetConfig  # noqa: E402
 
 # bioimageio.core loads torchscript weights with torch.jit.load, which torch 2.13 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -152,7 +154,7 @@ def test_care_predict_gives_the_image_that_teachdiff_restore_writes_away_from_th
     the package's halo. CARE's receptive radius (46 pixels) is larger than that halo (16)."""
     from bioimageio.core import predict
 
-    from teachdiff.bmz.package import tile_geometry
+    from teachdiff.export.package import tile_geometry
 
     capture, _ = _capture((200, 168), seed=2901)  # neither side a multiple of 16 or of a tile
     tifffile.imwrite(tmp_path / "cap.tif", capture)

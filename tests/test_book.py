@@ -12,7 +12,7 @@ jupytext = pytest.importorskip("jupytext")
 yaml = pytest.importorskip("yaml")
 nbformat = pytest.importorskip("nbformat")
 
-from teachdiff import book_tools  # noqa: E402
+from teachdiff.book import tools as book_tools  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))

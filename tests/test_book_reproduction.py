@@ -1,4 +1,4 @@
-"""The reproduction chapters' shared helpers (teachdiff.book_reproduction): the words they generate
+"""The reproduction chapters' shared helpers (teachdiff.book.reproduction): the words they generate
 follow the numbers, and each chapter experiment measures what it says, checked against independent
 computations."""
 
@@ -11,10 +11,10 @@ import pytest
 from scipy import ndimage
 from scipy import stats as scipy_stats
 
-from teachdiff import book_reproduction as book
-from teachdiff import metrics
+from teachdiff.book import reproduction as book
+from teachdiff.evaluation import metrics
 from teachdiff.data.synthetic import simulate_pair, simulate_synapse_stack
-from teachdiff.reproduce import TABLE_METRICS
+from teachdiff.evaluation.reproduce import TABLE_METRICS
 
 
 def _row(method, mae, **extra):

@@ -11,13 +11,17 @@ import pytest
 import torch
 
 import teachdiff
-from teachdiff.capping import cap_network_calls
-from teachdiff.diffusion import NoiseSchedule
-from teachdiff.infer import restore, sample
-from teachdiff.methods import DiffusionConfig, DiffusionMethod
-from teachdiff.reproduce import ReproduceConfig
-from teachdiff.train import load_method, runs_dir, save_checkpoint, train_preset
-from teachdiff.unet import UNetConfig
+from teachdiff.core.capping import cap_network_calls
+from teachdiff.core.diffusion import NoiseSchedule
+from teachdiff.inference.restore import restore
+from teachdiff.inference.sampling import sample
+from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
+from teachdiff.evaluation.reproduce import ReproduceConfig
+from teachdiff.store.resolve import load_method
+from teachdiff.training.config import runs_dir
+from teachdiff.store.checkpoint import save_checkpoint
+from teachdiff.training.presets import train_preset
+from teachdiff.core.unet import UNetConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

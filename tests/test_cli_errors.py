@@ -5,11 +5,12 @@ import pytest
 import torch
 
 import teachdiff
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 from teachdiff.data import write_image
-from teachdiff.methods import DiffusionConfig, DiffusionMethod
-from teachdiff.train import load_method, save_checkpoint
-from teachdiff.unet import UNetConfig
+from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
+from teachdiff.store.resolve import load_method
+from teachdiff.store.checkpoint import save_checkpoint
+from teachdiff.core.unet import UNetConfig
 
 # (command line without the bad flag, flag): every numeric flag of every command.
 TRAIN = ["train", "--dataset", "synthetic-microtubules", "--out", "unused"]
@@ -59,7 +60,7 @@ def test_numeric_flags_are_rejected_at_parsing_with_the_flag_named(argv, flag, v
 
 
 def test_good_numeric_values_still_parse():
-    from teachdiff.cli import build_parser
+    from teachdiff.cli.main import build_parser
 
     args = build_parser().parse_args(TRAIN + ["--batch-size", "2", "--max-minutes", "0.5", "--ema", "0.999",
                                               "--num-workers", "0", "--lr", "1e-3"])
@@ -133,7 +134,7 @@ WITH_PROGRESS_BARS = [  # every (sub)command that draws a progress bar
 
 @pytest.mark.parametrize("argv", WITH_PROGRESS_BARS, ids=[" ".join(a[:2]) for a in WITH_PROGRESS_BARS])
 def test_every_subcommand_with_progress_bars_accepts_no_progress(argv):
-    from teachdiff.cli import build_parser
+    from teachdiff.cli.main import build_parser
 
     args = build_parser().parse_args(argv + ["--no-progress"])
     assert args.no_progress is True
@@ -181,7 +182,7 @@ def test_help_and_weights_list_do_not_import_torch(argv):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom teachdiff.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom teachdiff.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'scipy', 'matplotlib', 'skimage') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout[-300:]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from teachdiff.consistency import ForwardModel, check
+from teachdiff.evaluation.consistency import ForwardModel, check
 
 
 def _microscope(seed=0, sigma=1.0, gain=0.4, offset=12.0, alpha=0.5, beta=4.0):

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from teachdiff.data import get_dataset_info, make_datasets
-from teachdiff.data.cli import _list
+from teachdiff.cli.data import _list
 
 INFO = get_dataset_info("hagen")
 ROOT = INFO.bundled_root

@@ -2,7 +2,7 @@
 
 import pytest
 
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 from teachdiff.data import CASES, DATASETS
 
 

@@ -11,7 +11,7 @@ from http_server import LocalServer as _Server
 from http_server import closed_port_url
 from PIL import Image
 
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 from teachdiff.data import DownloadError, download_dataset, download_file
 from teachdiff.data.download import verify_fmd_structure
 

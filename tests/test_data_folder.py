@@ -12,7 +12,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 from teachdiff.data import simulate_pair, write_image
 from teachdiff.data.check import check_folder
 from teachdiff.data.folder import (
@@ -23,8 +23,11 @@ from teachdiff.data.folder import (
     prepare_folder,
     restore_normalization,
 )
-from teachdiff.restore_cli import restore_files
-from teachdiff.train import load_checkpoint, load_method, train, train_preset
+from teachdiff.cli.restore import restore_files
+from teachdiff.store.checkpoint import load_checkpoint
+from teachdiff.store.resolve import load_method
+from teachdiff.training.loop import train
+from teachdiff.training.presets import train_preset
 
 SIZE = 64
 
@@ -184,7 +187,7 @@ def test_twelve_bit_content_in_16_bit_files_is_detected():
 
 
 def test_restore_and_evaluate_take_bit_depth(tmp_path, capsys):
-    from teachdiff.baselines.care import CARE, CAREConfig
+    from teachdiff.methods.care import CARE, CAREConfig
 
     method = CARE(CAREConfig(base_filters=8, kernel_size=3)).eval()
     x, y = pair(5)

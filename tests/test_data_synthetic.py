@@ -5,13 +5,8 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio
 
-from teachdiff.data.synthetic import (
-    CASES,
-    make_synthetic_dataset,
-    microscope_config,
-    simulate_detection,
-    simulate_pair,
-)
+from teachdiff.data.registry import CASES
+from teachdiff.data.synthetic import make_synthetic_dataset, microscope_config, simulate_detection, simulate_pair
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,6 +1,6 @@
 """What a model was trained on, and whether an image looks like it (issue 27, item 1).
 
-Every zoo entry and every checkpoint carries a training data card (teachdiff.datacard);
+Every zoo entry and every checkpoint carries a training data card (teachdiff.store.datacard);
 `weights list` shows it, `restore` warns when an input lies far outside the training inputs'
 intensities, and `weights suggest` ranks the zoo's models for given images.
 """
@@ -12,10 +12,12 @@ import pytest
 import tifffile
 import torch
 
-from teachdiff import datacard, zoo
-from teachdiff.cli import main
+from teachdiff.store import datacard, zoo
+from teachdiff.store.suggest import suggest
+from teachdiff.cli.main import main
 from teachdiff.data import get_dataset_info, make_datasets, to_model_range
-from teachdiff.data.synthetic import CASES, microscope_config, simulate_pair
+from teachdiff.data.registry import CASES
+from teachdiff.data.synthetic import microscope_config, simulate_pair
 
 ZOO_CARE = "synthetic-microtubules-care-quick"
 
@@ -80,7 +82,10 @@ def test_card_building_leaves_the_global_random_state_alone():
 
 
 def test_trainer_writes_the_training_data_card_into_its_checkpoints(tmp_path):
-    from teachdiff.train import TrainConfig, load_checkpoint, load_method, train
+    from teachdiff.training.config import TrainConfig
+    from teachdiff.store.checkpoint import load_checkpoint
+    from teachdiff.store.resolve import load_method
+    from teachdiff.training.loop import train
 
     cfg = TrainConfig(dataset="synthetic-microtubules", model="care", epochs=1, steps_per_epoch=1, val_images=1,
                       sample_every=0)
@@ -133,7 +138,7 @@ def test_restore_warns_when_input_far_outside_training_statistics(tmp_path, caps
 
 def test_restore_of_a_checkpoint_without_statistics_does_not_guess(tmp_path):
     """A checkpoint from before cards: the registry's facts, no statistics, so no comparison."""
-    from teachdiff.datacard import stored
+    from teachdiff.store.datacard import stored
 
     card = stored({"train_config": {"dataset": "synthetic-zebrafish", "patch_size": 64}})
     assert card["modality"] == "simulated confocal" and card["input_percentiles"] is None
@@ -148,9 +153,9 @@ def test_weights_suggest_ranks_the_model_trained_on_similar_images_first(tmp_pat
         for i, path in enumerate(paths[case]):
             tifffile.imwrite(path, simulate_pair(case, 128, 7100 + i).x)
     for case in ("zebrafish", "microtubules"):
-        ranked = zoo.suggest(paths[case])
+        ranked = suggest(paths[case])
         assert ranked[0].card["dataset"] == f"synthetic-{case}" and ranked[0].within == 2
-        assert [e.model for e in ranked[0].models][:1] == [min(ranked[0].models, key=zoo._score).model]
+        assert [e.model for e in ranked[0].models][:1] == [min(ranked[0].models, key=zoo.reported_mae).model]
         assert main(["weights", "suggest", *map(str, paths[case])]) == 0
         out = capsys.readouterr().out
         assert f"1. synthetic-{case}: distance" in out and f"Suggested: synthetic-{case}-" in out

@@ -6,9 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from teachdiff.diffusion import (DataParallelDraws, NoiseSchedule, data_parallel_draws, ddim_sample,
-                                 ddim_timesteps, ddpm_sample, dpm_solver_levels, dpm_solver_pp_sample,
-                                 posterior_mean_variance, predict_y0, q_sample, training_loss)
+from teachdiff.core.diffusion import (
+    DataParallelDraws,
+    NoiseSchedule,
+    data_parallel_draws,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    dpm_solver_levels,
+    dpm_solver_pp_sample,
+    posterior_mean_variance,
+    predict_y0,
+    q_sample,
+    training_loss,
+)
 
 
 def test_cosine_schedule_matches_formula_by_hand():

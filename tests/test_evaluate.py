@@ -12,7 +12,8 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from teachdiff import cli, evaluate, metrics
+from teachdiff.cli.main import main as cli
+from teachdiff.evaluation import evaluate, metrics
 
 SIZE = 192  # the smallest convenient size above MS-SSIM's 176-pixel limit
 
@@ -138,7 +139,7 @@ def run(pred_dir, gt_dir, out, *extra: str) -> int:
 
 
 def test_command_is_registered():
-    assert "teachdiff.evaluate" in cli.COMMAND_MODULES
+    assert "teachdiff.evaluation.evaluate" in cli.COMMAND_MODULES
 
 
 # ----------------------------------------------------------------------------------------------

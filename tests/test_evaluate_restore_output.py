@@ -12,8 +12,9 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from teachdiff import cli, evaluate, metrics
-from teachdiff.restore_cli import restore_files
+from teachdiff.cli.main import main as cli
+from teachdiff.evaluation import evaluate, metrics
+from teachdiff.cli.restore import restore_files
 
 SIZE = 192  # above MS-SSIM's 176-pixel limit
 

@@ -8,9 +8,9 @@ import pytest
 from scipy import ndimage
 from scipy import stats as scipy_stats
 
-from teachdiff import metrics, stats
+from teachdiff.evaluation import metrics, stats
 from teachdiff.data import get_dataset_info
-from teachdiff.reproduce import ReproduceConfig, _aligned_dataset, _median_table
+from teachdiff.evaluation.reproduce import ReproduceConfig, _aligned_dataset, _median_table
 
 # Every row a reproduce table can hold, plus a name no list knows (a future method).
 EVERY_ROW = ("raw", "ddpm", "ddpm-avg", *ReproduceConfig("x").models, "gaussian", "nlm", "a-new-method")

@@ -1,6 +1,6 @@
 """The fast sampling setting is the one the recorded frontier chose, on every dataset it covers.
 
-``teachdiff.infer.FAST_SAMPLING`` is the default of ``teachdiff restore`` and its docstring says it
+``teachdiff.inference.sampling.FAST_SAMPLING`` is the default of ``teachdiff restore`` and its docstring says it
 is the cheapest setting of at least ``MAP_SAMPLES`` samples within 2 % of DDPM-avg-15's MAE on
 every synthetic dataset measured in ``benchmarks/results/frontier/``. This recomputes that choice
 from the recorded numbers, so that a rerun of ``benchmarks/bench_frontier.py`` that picks another
@@ -36,7 +36,7 @@ def test_the_recorded_frontier_covers_every_synthetic_dataset_with_the_zoo_model
 
 
 def test_fast_sampling_is_the_recorded_common_choice():
-    from teachdiff.infer import FAST_SAMPLING
+    from teachdiff.inference.sampling import FAST_SAMPLING
 
     results = _recorded()
     if not results:

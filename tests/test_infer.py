@@ -19,12 +19,14 @@ import pytest
 import scipy.ndimage
 import torch
 
-from teachdiff.diffusion import NoiseSchedule, _randn, ddim_sample, ddpm_sample
-from teachdiff.infer import (NoiseField, blend_window, ddpm_avg, default_batch_size, default_overlap, default_tile,
-                             pad_reflect, plan_tiles, restore, restore_image, sample, sample_tiled, summarize_samples,
-                             tiled_apply, uncertainty_maps)
-from teachdiff.progress import CallProgress
-from teachdiff.unet import MPUNet, UNetConfig
+from teachdiff.core.diffusion import NoiseSchedule, _randn, ddim_sample, ddpm_sample
+from teachdiff.core.noise import NoiseField
+from teachdiff.core.tiling import blend_window, default_overlap, pad_reflect, plan_tiles, tiled_apply
+from teachdiff.inference.restore import ddpm_avg, restore, restore_image, summarize_samples, uncertainty_maps
+from teachdiff.inference.budget import default_batch_size, default_tile
+from teachdiff.inference.sampling import sample, sample_tiled
+from teachdiff.core.progress import CallProgress
+from teachdiff.core.unet import MPUNet, UNetConfig
 
 SIGMA = 0.2
 
@@ -237,8 +239,8 @@ def test_tiled_regression_model_equals_whole_image_borders_included(kind, tile):
     """Issue 29: CARE and Noise2Void (deterministic, finite receptive field) give the same image
     tiled as whole, at the image border too (it used to be mirror-padded there and differed by up
     to 91 grey levels); the size is no multiple of the network's, so the padding is exercised."""
-    from teachdiff.baselines.care import CARE, CAREConfig
-    from teachdiff.baselines.n2v import N2VConfig, Noise2Void
+    from teachdiff.methods.care import CARE, CAREConfig
+    from teachdiff.methods.n2v import N2VConfig, Noise2Void
 
     torch.manual_seed(0)
     method = (Noise2Void(N2VConfig()) if kind == "n2v" else CARE(CAREConfig())).eval()
@@ -525,7 +527,7 @@ def test_restore_image_8bit_values_round_trip_through_the_model_range():
 
 
 def test_sample_with_dpm_solver_pp_uses_the_noise_field_for_y_T():
-    from teachdiff.diffusion import dpm_solver_pp_sample
+    from teachdiff.core.diffusion import dpm_solver_pp_sample
 
     model, schedule = Hybrid(), NoiseSchedule(T=20)
     x = torch.rand(1, 1, 16, 16) - 0.5

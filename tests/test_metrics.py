@@ -16,8 +16,8 @@ from scipy import ndimage
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
-from teachdiff import metrics
-from teachdiff.metrics import perceptual
+from teachdiff.evaluation import metrics
+from teachdiff.evaluation.metrics import perceptual
 
 
 def structured_image(seed: int = 0, shape=(256, 256)) -> np.ndarray:

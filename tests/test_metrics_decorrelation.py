@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from teachdiff import metrics
-from teachdiff.metrics.decorrelation import _Spectrum, apodize_rect
+from teachdiff.evaluation import metrics
+from teachdiff.evaluation.metrics.decorrelation import _Spectrum, apodize_rect
 
 
 def band_limited_noise(cutoff: float, shape=(256, 256), seed: int = 0, noise: float = 0.0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Checks of uncertainty maps (teachdiff.metrics.uncertainty) against hand computations."""
+"""Checks of uncertainty maps (teachdiff.evaluation.metrics.uncertainty) against hand computations."""
 
 import math
 
@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from teachdiff import metrics
-from teachdiff.metrics import (ConformalScale, ause, interval_coverage, sample_interval, sparsification_curve,
-                               uncertainty_rank_correlation)
+from teachdiff.evaluation import metrics
+from teachdiff.evaluation.metrics import (
+    ConformalScale,
+    ause,
+    interval_coverage,
+    sample_interval,
+    sparsification_curve,
+    uncertainty_rank_correlation,
+)
 
 
 def test_posterior_samples_give_the_nominal_coverage():

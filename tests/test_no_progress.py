@@ -7,7 +7,7 @@ import pytest
 import tifffile
 import torch
 
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 from teachdiff.data.io import write_image
 from teachdiff.data.synthetic import simulate_pair
 
@@ -38,7 +38,7 @@ def test_train_no_progress_prints_no_bar_not_even_for_registration(registered_fo
 
 
 def test_reproduce_no_progress_prints_no_bar(registered_folder, monkeypatch, tmp_path, capsys):
-    from teachdiff.reproduce import ReproduceConfig, reproduce
+    from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
 
     monkeypatch.setenv("TEACHDIFF_DATA", str(registered_folder.parent))
     cfg = dataclasses.replace(ReproduceConfig.preset_for("microtubules", "quick"), models=(), classical=False,
@@ -48,9 +48,9 @@ def test_reproduce_no_progress_prints_no_bar(registered_folder, monkeypatch, tmp
 
 
 def test_restore_no_progress_prints_no_bar(tmp_path, capsys):
-    from teachdiff.methods import DiffusionConfig, DiffusionMethod
-    from teachdiff.train import save_checkpoint
-    from teachdiff.unet import UNetConfig
+    from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
+    from teachdiff.store.checkpoint import save_checkpoint
+    from teachdiff.core.unet import UNetConfig
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "best.pt", DiffusionMethod(DiffusionConfig(unet=UNetConfig.tiny(), T=4)))

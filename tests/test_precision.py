@@ -5,13 +5,16 @@ import dataclasses
 import pytest
 import torch
 
-from teachdiff import precision
-from teachdiff.baselines.pix2pix import Pix2Pix, Pix2PixConfig
-from teachdiff.diffusion import NoiseSchedule, ddim_sample, predict_noise
-from teachdiff.methods import DiffusionConfig
-from teachdiff.precision import Precision, TrainingPrecision
-from teachdiff.train import PRESETS, TrainConfig, chapter_preset, estimated_minutes, load_checkpoint, train, train_preset
-from teachdiff.unet import MPUNet, UNetConfig
+from teachdiff.core import precision
+from teachdiff.methods.pix2pix import Pix2Pix, Pix2PixConfig
+from teachdiff.core.diffusion import NoiseSchedule, ddim_sample, predict_noise
+from teachdiff.methods.ddpm import DiffusionConfig
+from teachdiff.core.precision import Precision, TrainingPrecision
+from teachdiff.training.config import PRESETS, TrainConfig, estimated_minutes
+from teachdiff.training.presets import chapter_preset, train_preset
+from teachdiff.store.checkpoint import load_checkpoint
+from teachdiff.training.loop import train
+from teachdiff.core.unet import MPUNet, UNetConfig
 
 from test_train import SmallPairs, _config  # noqa: F401  (the training tests' data and config)
 
@@ -221,7 +224,7 @@ def test_chapter_preset_by_mode(monkeypatch, tmp_path, capsys):
 
 def test_eta_measured_after_warmup_steps(monkeypatch):
     """The trainer's ETA: seconds per step over 20 steps after 3 warm-up steps, times the steps left."""
-    from teachdiff import train as train_module
+    from teachdiff.store import checkpoint as train_module
 
     now = {"t": 0.0}
     monkeypatch.setattr(train_module.time, "monotonic", lambda: now["t"])

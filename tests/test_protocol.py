@@ -1,4 +1,4 @@
-"""The benchmark's one training protocol (teachdiff.protocol) and the zoo builder that follows it."""
+"""The benchmark's one training protocol (teachdiff.training.protocol) and the zoo builder that follows it."""
 
 import importlib.util
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from teachdiff import protocol
+from teachdiff.training import protocol
 from teachdiff.data import make_datasets
 
 BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo" / "build_quick_zoo.py"
@@ -83,7 +83,7 @@ def test_random_crops_are_seeded_fresh_and_aligned():
     p = train.patches.patch_size
     train.random_crops = False  # the grid patch of the same index names the same image
     assert train[0]["name"] == a["name"].split("@")[0]
-    from teachdiff.data.prepare import to_model_range
+    from teachdiff.core.scale import to_model_range
 
     np.testing.assert_allclose(a["x"][0], to_model_range(x_full[r:r + p, c:c + p], train.bit_depth), atol=1e-6)
     np.testing.assert_allclose(a["y"][0], to_model_range(y_full[r:r + p, c:c + p], train.bit_depth), atol=1e-6)

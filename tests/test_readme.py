@@ -16,9 +16,9 @@ def test_readme_mentions_make_install_which_the_makefile_has():
 
 
 def test_readme_python_restore_example_runs_on_a_checkpoint(tmp_path, monkeypatch):
-    from teachdiff.methods import DiffusionConfig, DiffusionMethod
-    from teachdiff.train import save_checkpoint
-    from teachdiff.unet import UNetConfig
+    from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
+    from teachdiff.store.checkpoint import save_checkpoint
+    from teachdiff.core.unet import UNetConfig
 
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
     example = next(block for block in blocks if "load_method" in block and "restore_image" in block)

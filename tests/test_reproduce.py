@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import teachdiff
-import teachdiff.train
-from teachdiff import metrics
-from teachdiff.paper import PAPER_RESULTS, paper_value
-from teachdiff.reproduce import ReproduceConfig, reproduce
+import teachdiff.store.checkpoint
+from teachdiff.evaluation import metrics
+from teachdiff.core.paper import PAPER_RESULTS, paper_value
+from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
 
 
 def test_paper_numbers_match_spec_table():
@@ -29,13 +29,13 @@ def test_paper_numbers_match_spec_table():
 
 @pytest.fixture
 def short_training(monkeypatch, tmp_path):
-    original = teachdiff.train.train_preset
+    original = teachdiff.training.presets.train_preset
 
     def short(dataset, preset="quick", model="ddpm"):
         cfg, method_cfg = original(dataset, preset, model)
         return dataclasses.replace(cfg, epochs=1, steps_per_epoch=3, val_images=2), method_cfg
 
-    monkeypatch.setattr(teachdiff.train, "train_preset", short)
+    monkeypatch.setattr(teachdiff.store.checkpoint, "train_preset", short)
 
 
 @pytest.mark.slow

@@ -1,11 +1,18 @@
-"""The report helpers of teachdiff.reproduce that the book's chapters 8-12 use."""
+"""The report helpers of teachdiff.evaluation.reproduce that the book's chapters 8-12 use."""
 
 import math
 
 import numpy as np
 import pytest
 
-from teachdiff.reproduce import _median_table, choose_dataset, comparison_markdown, dataset_card, plot_boxplots, plot_examples
+from teachdiff.evaluation.reproduce import (
+    _median_table,
+    choose_dataset,
+    comparison_markdown,
+    dataset_card,
+    plot_boxplots,
+    plot_examples,
+)
 
 
 def test_choose_dataset_falls_back_to_the_stand_in_only_when_the_data_is_missing(tmp_path, monkeypatch):

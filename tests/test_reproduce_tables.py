@@ -6,9 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from teachdiff import metrics
-from teachdiff.reproduce import (NO_PEAK, _median_table, _table_markdown, ReproduceConfig, comparison_markdown,
-                                 plot_boxplots, postprocess)
+from teachdiff.evaluation import metrics
+from teachdiff.evaluation.reproduce import (
+    NO_PEAK,
+    _median_table,
+    _table_markdown,
+    ReproduceConfig,
+    comparison_markdown,
+    plot_boxplots,
+    postprocess,
+)
 
 
 def test_classical_filters_are_rescaled_to_the_gt_training_distribution_like_care():
@@ -82,7 +89,7 @@ def test_a_resolution_at_the_first_grid_radius_is_not_reported_as_a_measurement(
 
 
 def test_agreement_with_the_paper_counts_pairwise_orders():
-    from teachdiff.reproduce import agreement_markdown
+    from teachdiff.evaluation.reproduce import agreement_markdown
 
     nan = float("nan")
 

@@ -11,11 +11,11 @@ import tifffile
 import torch
 from PIL import Image
 
-from teachdiff.cli import main
-from teachdiff.diffusion import NoiseSchedule
-from teachdiff.infer import restore_image
-from teachdiff.restore_cli import restore_files
-from teachdiff.unet import MPUNet, UNetConfig
+from teachdiff.cli.main import main
+from teachdiff.core.diffusion import NoiseSchedule
+from teachdiff.inference.restore import restore_image
+from teachdiff.cli.restore import restore_files
+from teachdiff.core.unet import MPUNet, UNetConfig
 
 N_SAMPLES = 3
 
@@ -146,8 +146,8 @@ def test_full_disk_gives_a_clear_error_and_no_partial_files(images, tmp_path, mo
 
 
 def test_cli_end_to_end_with_a_saved_checkpoint(images, tmp_path, capsys):
-    train = pytest.importorskip("teachdiff.train")
-    from teachdiff.methods import DiffusionConfig, DiffusionMethod
+    train = pytest.importorskip("teachdiff.store.checkpoint")
+    from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
 
     flat, stack = images
     ckpt = train.save_checkpoint(tmp_path / "best.pt", DiffusionMethod(DiffusionConfig(unet=UNetConfig.tiny(), T=4)))
@@ -182,7 +182,7 @@ def test_interval_writes_sample_quantiles_of_the_input_scale(images, tmp_path):
 
 
 def test_calibrated_interval_is_mean_plus_minus_scale_std(images, tmp_path):
-    from teachdiff.metrics import ConformalScale
+    from teachdiff.evaluation.metrics import ConformalScale
 
     flat, _ = images
     calibration = ConformalScale(level=0.9, scale=2.0, min_std=0.5, settings={"sampler": "ddim", "steps": 2,
@@ -197,8 +197,8 @@ def test_calibrated_interval_is_mean_plus_minus_scale_std(images, tmp_path):
 
 
 def test_calibration_file_must_match_the_interval_and_the_sampler(tmp_path):
-    from teachdiff.metrics import ConformalScale
-    from teachdiff.restore_cli import load_calibration
+    from teachdiff.evaluation.metrics import ConformalScale
+    from teachdiff.cli.restore import load_calibration
 
     path = ConformalScale(0.9, 2.0, settings={"sampler": "ddim", "steps": 10, "samples": 8}).save(tmp_path / "c.json")
     assert load_calibration(str(path), 0.9, "ddim", 10, 8).scale == 2.0
@@ -213,8 +213,9 @@ def test_calibration_file_must_match_the_interval_and_the_sampler(tmp_path):
 def test_restore_defaults_to_the_fast_setting_and_both_helps_name_the_paper_setting(capsys):
     import argparse
 
-    from teachdiff import reproduce, reproduce_cli, restore_cli
-    from teachdiff.infer import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.evaluation import reproduce
+    from teachdiff.cli.main import reproduce as reproduce_cli, restore as restore_cli
+    from teachdiff.inference.sampling import FAST_SAMPLING, PAPER_SAMPLING
 
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers()
@@ -241,7 +242,7 @@ def test_slow_restore_warns_with_faster_flags_and_no_progress_silences_everythin
     restore_files(ddpm_method(), [flat], tmp_path / "a", n_samples=N_SAMPLES, tile=32, overlap=8, progress=True,
                   slow_after_s=0)
     err = capsys.readouterr().err
-    from teachdiff.infer import FAST_SAMPLING
+    from teachdiff.inference.sampling import FAST_SAMPLING
 
     assert "warning: this restoration will take about" in err
     assert f"--sampler ddim --steps {FAST_SAMPLING.steps}" in err
@@ -252,8 +253,8 @@ def test_slow_restore_warns_with_faster_flags_and_no_progress_silences_everythin
 
 
 def test_fast_setting_hint_points_slower_runs_to_the_fast_setting():
-    from teachdiff.infer import FAST_SAMPLING
-    from teachdiff.restore_cli import fast_setting_hint
+    from teachdiff.inference.sampling import FAST_SAMPLING
+    from teachdiff.cli.restore import fast_setting_hint
 
     fast = f"--sampler ddim --steps {FAST_SAMPLING.steps} --eta {FAST_SAMPLING.eta:g}"
     assert fast in fast_setting_hint("ddpm", 20, 15)  # DDPM runs all T steps
@@ -269,8 +270,8 @@ def test_fast_setting_hint_points_slower_runs_to_the_fast_setting():
 
 
 def _care_checkpoint(path):
-    from teachdiff.baselines.care import CARE, CAREConfig
-    from teachdiff.train import save_checkpoint
+    from teachdiff.methods.care import CARE, CAREConfig
+    from teachdiff.store.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     return save_checkpoint(path, CARE(CAREConfig(depth=1, base_filters=4)))
@@ -314,7 +315,7 @@ def test_restore_warns_when_the_samples_cannot_reach_the_interval_level(images, 
 def test_restore_does_not_warn_when_the_samples_can_reach_the_level_or_it_is_calibrated(images, tmp_path):
     import warnings
 
-    from teachdiff.metrics import ConformalScale
+    from teachdiff.evaluation.metrics import ConformalScale
 
     flat, _ = images
     big = tmp_path / "in" / "big.tif"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 from teachdiff.data.io import read_header, read_image
-from teachdiff.restore_cli import restore_files
+from teachdiff.cli.restore import restore_files
 
 
 @pytest.fixture

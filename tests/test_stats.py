@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from teachdiff import stats
+from teachdiff.evaluation import stats
 
 
 def test_mood_test_reproduces_scipy_and_the_chi2_of_its_table():

@@ -10,11 +10,14 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
-from teachdiff.cli import main as cli_main
+from teachdiff.cli.main import main as cli_main
 from teachdiff.data.synthetic import simulate_pair
-from teachdiff.methods import DiffusionConfig
-from teachdiff.train import TrainConfig, load_checkpoint, load_method, save_checkpoint, train
-from teachdiff.unet import UNetConfig
+from teachdiff.methods.ddpm import DiffusionConfig
+from teachdiff.training.config import TrainConfig
+from teachdiff.store.checkpoint import load_checkpoint, save_checkpoint
+from teachdiff.store.resolve import load_method
+from teachdiff.training.loop import train
+from teachdiff.core.unet import UNetConfig
 
 TINY = DiffusionConfig(unet=dataclasses.replace(UNetConfig.tiny(), image_size=32), T=50, val_steps=3)
 
@@ -176,7 +179,7 @@ def test_ddp_two_processes_match_single_process(tmp_path, data):
 @pytest.mark.slow
 def test_cli_quick_training_beats_raw_input(tmp_path):
     from teachdiff.data import make_datasets
-    from teachdiff.metrics import mae, psnr
+    from teachdiff.evaluation.metrics import mae, psnr
 
     out = tmp_path / "run"
     assert cli_main(["train", "--dataset", "synthetic-microtubules", "--preset", "quick", "--out", str(out),
@@ -220,11 +223,11 @@ def lock_holder(tmp_path):
     import subprocess
     import sys
 
-    import teachdiff.guards
+    import teachdiff.store.guards
 
     folder = tmp_path / "run"
     folder.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, teachdiff.guards.__file__, str(folder)],
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, teachdiff.store.guards.__file__, str(folder)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     yield folder, proc
@@ -261,7 +264,7 @@ class SignalAtItem(SmallPairs):
     the training data card; those are not counted."""
 
     def __init__(self, signum, at, n=16, seed=0):
-        from teachdiff.datacard import CARD_PATCHES
+        from teachdiff.store.datacard import CARD_PATCHES
 
         super().__init__(n, seed)
         self.signum, self.at, self.reads = signum, min(64, n) + min(CARD_PATCHES, n) + at, 0
@@ -329,7 +332,7 @@ def test_ema_warms_up_like_tensorflows_num_updates(tmp_path, data):
 def test_care_and_n2v_standardise_with_the_training_inputs(tmp_path, data):
     """The trainer calibrates CARE and Noise2Void: the saved config holds the mean and std of the
     training inputs (flips do not change them), and a config without them means no scaling."""
-    from teachdiff.methods import build_method
+    from teachdiff.methods.base import build_method
 
     xs = torch.stack([torch.from_numpy(p.x.astype("float32") / 127.5 - 1) for p in data["train"].pairs]).double()
     for model in ("care", "n2v"):

@@ -7,9 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from teachdiff.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, training_loss
-from teachdiff.unet import (MPConv, MPFourier, MPUNet, UNetConfig, count_parameters, magnitude_probe,
-                            mp_cat, mp_silu, mp_sum, normalize)
+from teachdiff.core.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, training_loss
+from teachdiff.core.unet import (
+    MPConv,
+    MPFourier,
+    MPUNet,
+    UNetConfig,
+    count_parameters,
+    magnitude_probe,
+    mp_cat,
+    mp_silu,
+    mp_sum,
+    normalize,
+)
 
 
 def test_paper_unet_has_64m_parameters():

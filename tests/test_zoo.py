@@ -9,13 +9,15 @@ import tifffile
 import torch
 from http_server import LocalServer, closed_port_url
 
-from teachdiff import zoo
-from teachdiff.zoo import file_sha256
-from teachdiff.cli import main
-from teachdiff.methods import DiffusionConfig, DiffusionMethod
-from teachdiff.reproduce import chapter_config
-from teachdiff.train import load_method, save_checkpoint, train_or_load, trained_checkpoint
-from teachdiff.unet import UNetConfig
+from teachdiff.store import zoo
+from teachdiff.store.zoo import file_sha256
+from teachdiff.cli.main import main
+from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
+from teachdiff.evaluation.reproduce import chapter_config
+from teachdiff.store.resolve import load_method, load_zoo_model
+from teachdiff.store.checkpoint import save_checkpoint
+from teachdiff.training.runs import train_or_load, trained_checkpoint
+from teachdiff.core.unet import UNetConfig
 
 NAME = "synthetic-microtubules-ddpm-quick"
 
@@ -154,7 +156,7 @@ def test_zoo_model_restores_exactly_like_its_checkpoint_file(released):
     a = by_name.restore(x, generator=torch.Generator().manual_seed(3))
     b = by_path.restore(x, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
-    c = zoo.load(NAME, map_location="cpu").restore(x, generator=torch.Generator().manual_seed(3))
+    c = load_zoo_model(NAME, map_location="cpu").restore(x, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, c)
 
 
@@ -217,7 +219,7 @@ def test_a_chapter_compares_every_model_of_the_zoo_plus_its_competitor(released)
 
 
 def test_a_released_pix2pix_keeps_its_generator_only_and_restores_the_same(tmp_path):
-    from teachdiff.methods import build_method
+    from teachdiff.methods.base import build_method
 
     torch.manual_seed(0)
     method = build_method("pix2pix", {"n_down": 5, "ngf": 4, "ndf": 4})
@@ -233,7 +235,7 @@ def test_a_released_pix2pix_keeps_its_generator_only_and_restores_the_same(tmp_p
 def test_a_half_precision_release_halves_the_file_and_restores_within_the_rounding(tmp_path):
     """float16 storage (pix2pix in the quick zoo): the network is float32 again after loading,
     and its restoration differs from the float32 release's only by the weights' rounding."""
-    from teachdiff.methods import build_method
+    from teachdiff.methods.base import build_method
 
     torch.manual_seed(0)
     method = build_method("pix2pix", {"n_down": 5, "ngf": 8, "ndf": 4})

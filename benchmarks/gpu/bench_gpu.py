@@ -7,7 +7,7 @@ memory, DDPM-avg and DDIM-avg latency of one patch, next to the authors' recipe.
 Writes ``benchmarks/results/gpu_<device>.md`` (``--smoke``: a temporary file, since its numbers
 describe nothing but that the script runs).
 
-Training rows, each the trainer's own step (:class:`teachdiff.precision.TrainingPrecision`:
+Training rows, each the trainer's own step (:class:`teachdiff.core.precision.TrainingPrecision`:
 autocast forward, scaled backward, gradient clipping at 1.0, AdamW) on batch 8, median of the
 timed steps after warm-up steps:
 
@@ -22,7 +22,7 @@ timed steps after warm-up steps:
 
 FLOPs of one training image are counted with ``torch.utils.flop_counter.FlopCounterMode``
 (forward + backward of the network); MFU = achieved FLOP/s / the card's dense peak for the
-arithmetic the row uses (``teachdiff.precision.peak_tflops``: 16-bit tensor cores for
+arithmetic the row uses (``teachdiff.core.precision.peak_tflops``: 16-bit tensor cores for
 autocast, TF32 or plain float32 for the fp32 rows).
 
 Sampling rows: DDPM-avg = 15 samples x 200 ancestral steps of one patch, in one batch of 15;
@@ -47,12 +47,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import teachdiff
-from teachdiff import precision
-from teachdiff.diffusion import NoiseSchedule
-from teachdiff.infer import sample
-from teachdiff.methods import DiffusionConfig, DiffusionMethod
-from teachdiff.precision import Precision, TrainingPrecision, prepare_network
-from teachdiff.unet import UNetConfig, count_parameters
+from teachdiff.core import precision
+from teachdiff.core.diffusion import NoiseSchedule
+from teachdiff.inference.sampling import sample
+from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
+from teachdiff.core.precision import Precision, TrainingPrecision, prepare_network
+from teachdiff.core.unet import UNetConfig, count_parameters
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -206,7 +206,7 @@ def report(meta: dict, train_rows: list[dict], sample_rows: list[dict], batch: i
     for r in sample_rows:
         lines.append(f"| {r['label']} | {r['mode']} | {r['sampler']} x {r['full_steps']} | {r['measured_steps']} | "
                      f"{r['seconds']:.1f} | {'yes, x ' + format(r['full_steps'] / r['measured_steps'], '.0f') if r['extrapolated'] else 'no'} |")
-    lines += ["", "MFU is against the card's dense peak for the arithmetic shown (teachdiff.precision.peak_tflops); "
+    lines += ["", "MFU is against the card's dense peak for the arithmetic shown (teachdiff.core.precision.peak_tflops); "
               "'–' means the card is not in that table. The authors' recipe is fp32 with torch's default "
               "switches (TF32 convolutions on Ampere and newer), NCHW, batch 8.", ""]
     return "\n".join(lines)

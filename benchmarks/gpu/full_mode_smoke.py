@@ -10,7 +10,7 @@ the memory of the paper's sizes on a real card.
 Full mode (``TEACHDIFF_QUICK`` unset) runs the same code as the book's quick mode with other
 sizes; this script makes sure those sizes work without the hours they cost. It keeps what
 full mode changes -- 256² patches, the paper's U-Net and the baselines' paper networks, the
-``colab`` presets that :func:`teachdiff.train.chapter_preset` picks, full-size synthetic data
+``colab`` presets that :func:`teachdiff.training.presets.chapter_preset` picks, full-size synthetic data
 -- and caps only the counts: ``--train-steps`` optimizer steps of batch 1 per model,
 ``--samples`` samples, ``--images`` test images and ``--sampler-steps`` sampler steps (the DDPM
 sampler runs on a ``T = --sampler-steps`` schedule: the same code, fewer steps).
@@ -19,7 +19,7 @@ What it runs, chapter by chapter (the runs go to a temporary ``TEACHDIFF_RUNS`` 
 
 - 4: ``chapter_preset`` (the estimate it prints), ``train`` of the colab preset capped, stopped
   by ``max_steps`` and resumed (checkpoint, validation, sample images), then ``train_or_load``;
-- 5: ``teachdiff.infer.sample`` with the DDPM and the DDIM sampler on 256² test patches;
+- 5: ``teachdiff.inference.sampling.sample`` with the DDPM and the DDIM sampler on 256² test patches;
 - 6: ``restore`` (DDPM-avg with its std and entropy maps);
 - 7: ``metrics.evaluate`` (MAE, PSNR, MS-SSIM, LPIPS, decorrelation resolution) at 256²;
 - 8-12: the four baselines trained capped in the folders ``train_or_load`` uses, then
@@ -47,7 +47,7 @@ DATASET = "synthetic-microtubules"
 
 def _capped(model: str, train_steps: int, images: int):
     """The colab preset of ``model`` with capped counts and the paper's sizes."""
-    from teachdiff.train import train_preset
+    from teachdiff.training.presets import train_preset
 
     cfg, method_cfg = train_preset(DATASET, "colab", model)
     cfg = dataclasses.replace(cfg, epochs=1, steps_per_epoch=train_steps, batch_size=1, val_images=images,
@@ -64,13 +64,17 @@ def run_smoke(device: str, work: Path, train_steps: int = 1, samples: int = 2, i
     os.environ.pop("TEACHDIFF_QUICK", None)
     os.environ["TEACHDIFF_RUNS"] = str(work / "runs")
     import teachdiff
-    from teachdiff import metrics
-    from teachdiff.cli import main as cli_main
+    from teachdiff.evaluation import metrics
+    from teachdiff.cli.main import main as cli_main
     from teachdiff.data import get_dataset_info, make_datasets
-    from teachdiff.diffusion import NoiseSchedule
-    from teachdiff.infer import restore, sample
-    from teachdiff.reproduce import ReproduceConfig, reproduce
-    from teachdiff.train import chapter_preset, runs_dir, train, train_or_load
+    from teachdiff.core.diffusion import NoiseSchedule
+    from teachdiff.inference.restore import restore
+    from teachdiff.inference.sampling import sample
+    from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
+    from teachdiff.training.presets import chapter_preset
+    from teachdiff.training.config import runs_dir
+    from teachdiff.training.loop import train
+    from teachdiff.training.runs import train_or_load
 
     assert not teachdiff.quick_mode()
     times: dict[str, float] = {}

@@ -96,13 +96,15 @@ def teachdiff_side(folder: str, out: str, settings_file: str) -> None:
     """teachdiff's half: the shared trainer on the folder, then whole and tiled prediction."""
     import torch
 
-    from teachdiff.baselines.care import CAREConfig
-    from teachdiff.baselines.n2v import N2VConfig
+    from teachdiff.methods.care import CAREConfig
+    from teachdiff.methods.n2v import N2VConfig
     from teachdiff.data.folder import FolderConfig, make_folder_datasets
     from teachdiff.data.io import read_image
     from teachdiff.data.loaders import Augmentation
-    from teachdiff.infer import tiled_apply
-    from teachdiff.train import TrainConfig, load_method, train
+    from teachdiff.core.tiling import tiled_apply
+    from teachdiff.training.config import TrainConfig
+    from teachdiff.store.resolve import load_method
+    from teachdiff.training.loop import train
 
     torch.set_num_threads(1)
     s, out = json.loads(Path(settings_file).read_text()), Path(out)
@@ -192,7 +194,7 @@ def score(folder: Path, work: Path) -> list[dict]:
     from skimage.metrics import structural_similarity
 
     from teachdiff.data.io import read_image
-    from teachdiff.metrics import mae, psnr
+    from teachdiff.evaluation.metrics import mae, psnr
 
     tests = sorted((folder / "test" / "gt").glob("*.tif"))
     gts = [read_image(p)[0].astype(np.float64) for p in tests]

@@ -1,4 +1,4 @@
-"""Rebuild the quick model zoo under the benchmark's one training protocol (``teachdiff.protocol``).
+"""Rebuild the quick model zoo under the benchmark's one training protocol (``teachdiff.training.protocol``).
 
     python benchmarks/zoo/build_quick_zoo.py                       # everything (hours on 2 cores)
     python benchmarks/zoo/build_quick_zoo.py --datasets synthetic-microtubules --models ddpm care
@@ -45,9 +45,13 @@ import numpy as np
 import torch
 
 import teachdiff
-from teachdiff import protocol, zoo
-from teachdiff.protocol import curve_key, plateau
-from teachdiff.train import TrainConfig, load_checkpoint, load_method, train
+from teachdiff.training import protocol
+from teachdiff.store import zoo
+from teachdiff.training.protocol import curve_key, plateau
+from teachdiff.training.config import TrainConfig
+from teachdiff.store.checkpoint import load_checkpoint
+from teachdiff.store.resolve import load_method
+from teachdiff.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "zoo"
@@ -74,7 +78,7 @@ def command(dataset: str, model: str, lr: float, init: str | None = None) -> str
 def _val_curve_point(run: Path, dataset: str, model: str, cfg: TrainConfig) -> dict:
     """Validation MAE of the weights in ``run/last.pt`` (and of DDPM-avg for the DDPM)."""
     from teachdiff.data import make_datasets
-    from teachdiff.infer import sample_tiled
+    from teachdiff.inference.sampling import sample_tiled
 
     device = teachdiff.device()
     method = load_method(run / "last.pt", map_location=device)
@@ -132,7 +136,7 @@ def train_model(dataset: str, model: str, runs: Path, progress: bool, scale: flo
     ``finetune``: start from the zoo's model of ``FINETUNE_FROM[dataset]`` (``teachdiff train
     --init``: its architecture and weights, the swept rate x ``FINETUNE_LR_FACTOR``) instead of from
     scratch, with the same budget, in ``models/<model>-finetuned``."""
-    from teachdiff.train import finetune_config
+    from teachdiff.training.config import finetune_config
 
     lr, sweep = learning_rate(dataset, model, runs, progress, scale, every_dataset)
     cfg, method_cfg, marks = protocol.recipe(dataset, model, lr=lr, scale=scale)
@@ -175,7 +179,7 @@ def train_marks(run: Path, cfg: TrainConfig, method_cfg, marks: list[int], progr
     return run
 
 
-POSTPROCESSING = ("none", "all", "paper")  # every table the zoo records (teachdiff.metrics.POSTPROCESSING)
+POSTPROCESSING = ("none", "all", "paper")  # every table the zoo records (teachdiff.evaluation.metrics.POSTPROCESSING)
 TEST_IMAGES = 16
 SCORED_SAMPLES = 15  # DDIM-10 samples averaged for the test tables' DDPM-avg
 REAL_TABLE_MODELS = ("care", "n2v", "pix2pix", "rcan")
@@ -187,7 +191,7 @@ cores, five models with the zero-shot ones; chapter 14 scores the real-trained D
 def score_dataset(dataset: str, runs: Path, progress: bool) -> dict[str, list[dict]]:
     """The comparison tables (one per post-processing mode) of the trained models on the test split
     (reproduce's pipeline), kept in ``runs/<dataset>/zoo_tables.json`` until a model is trained further."""
-    from teachdiff.reproduce import ReproduceConfig, reproduce
+    from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
 
     cached = runs / dataset / "zoo_tables.json"
     newest = max((runs / dataset / "models" / m / "last.pt").stat().st_mtime for m in MODELS)
@@ -218,8 +222,8 @@ def rescore_half(dataset: str, runs: Path, tables: dict[str, list[dict]], progre
     of ``runs/<dataset>/scores.csv`` replaced by reproduce's on a copy of the run whose weights are
     rounded to float16 (every mode), and the tables rebuilt from all rows (the tests against
     DDPM-avg included)."""
-    from teachdiff.reproduce import ReproduceConfig, _median_table, _write_csv, reproduce
-    from teachdiff.train import _atomic_write
+    from teachdiff.evaluation.reproduce import ReproduceConfig, _median_table, _write_csv, reproduce
+    from teachdiff.store.checkpoint import atomic_write
 
     todo = [m for m in HALF_PRECISION
             if not any(r["method"] == m and r.get("weights_dtype") == "float16" for t in tables.values() for r in t)]
@@ -233,7 +237,7 @@ def rescore_half(dataset: str, runs: Path, tables: dict[str, list[dict]], progre
         state = zoo.released_weights(runs / dataset / "models" / model / "best.pt", half=True)
         state["finished"] = True  # a finished run: train_or_load loads its best.pt instead of training
         for name in ("best.pt", "last.pt"):
-            _atomic_write(half_run / "models" / model / name, lambda tmp: torch.save(state, tmp))
+            atomic_write(half_run / "models" / model / name, lambda tmp: torch.save(state, tmp))
         cfg = dataclasses.replace(ReproduceConfig.preset_for(dataset, "quick"), n_avg=SCORED_SAMPLES,
                                   test_images=TEST_IMAGES, use_zoo=False, models=(model,), classical=False,
                                   postprocessing=POSTPROCESSING)
@@ -261,7 +265,7 @@ def training_record(dataset: str, model: str, runs: Path, finetuned: bool = Fals
     cfg, _, _ = protocol.recipe(dataset, model, lr=record["lr"])
     history = load_checkpoint(run / "last.pt")["history"]
     curve = json.loads((run / "curve.json").read_text())
-    return {"protocol": "teachdiff.protocol", "steps": cfg.epochs * cfg.steps_per_epoch, "batch": cfg.batch_size,
+    return {"protocol": "teachdiff.training.protocol", "steps": cfg.epochs * cfg.steps_per_epoch, "batch": cfg.batch_size,
             "images_seen": protocol.images_seen(cfg), "lr": record["lr"], "lr_sweep": record["lr_sweep"],
             "sweep_dataset": record["sweep_dataset"], "sweep_key": record["sweep_key"], "ema": cfg.ema_decay,
             "random_crops": cfg.random_crops, "wall_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
@@ -281,7 +285,7 @@ def finetune_label(dataset: str, model: str) -> str:
 
 def release(dataset: str, model: str, runs: Path, tables: dict[str, list[dict]],
             finetuned: bool = False) -> zoo.ZooEntry:
-    from teachdiff import datacard
+    from teachdiff.store import datacard
 
     run = runs / dataset / "models" / run_name(model, finetuned)
     training = training_record(dataset, model, runs, finetuned)
@@ -354,7 +358,7 @@ def _cell(row: dict) -> str:
 
 
 def _p_cell(row: dict) -> str:
-    from teachdiff.reproduce import _p
+    from teachdiff.evaluation.reproduce import _p
 
     return "" if "mae_wilcoxon_p" not in row else f"{_p(row['mae_wilcoxon_p'])} ({row['mae_vs_ddpm_avg']})"
 
@@ -368,7 +372,7 @@ def write_results(dataset: str, runs: Path, tables: dict[str, list[dict]], model
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
     lines = [f"# {dataset}: learning curves and test tables of the quick zoo", "",
-             f"Every model trained by `teachdiff.protocol` ({protocol.IMAGES:,} training images, random crops, EMA "
+             f"Every model trained by `teachdiff.training.protocol` ({protocol.IMAGES:,} training images, random crops, EMA "
              f"{protocol.EMA_DECAY}, learning rate by the sweep). Validation MAE: median over {CURVE_IMAGES} "
              f"patches of 64², 0..255 scale; DDPM-avg = mean of {CURVE_SAMPLES} DDIM-10 samples. Machine: "
              f"{machine()}.", "",
@@ -423,8 +427,8 @@ COMPARISON_WHY = """\
 def write_comparison(runs: Path) -> None:
     """``comparison.md``: every dataset's test tables side by side under each post-processing mode,
     with bootstrap CIs and the paired test against DDPM-avg, generated sentences, and the protocol."""
-    from teachdiff.reproduce import LABELS as REPRODUCE_LABELS
-    from teachdiff.reproduce import describe_table, ranking
+    from teachdiff.evaluation.reproduce import LABELS as REPRODUCE_LABELS
+    from teachdiff.evaluation.reproduce import describe_table, ranking
 
     labels = {**REPRODUCE_LABELS, "raw": "raw input", "ddpm": "DDPM (1 sample)", "pix2pix": "pix2pix"}
     tables = {d: json.loads((runs / d / "zoo_tables.json").read_text())
@@ -434,7 +438,7 @@ def write_comparison(runs: Path) -> None:
     names = [d.removeprefix("synthetic-") for d in tables]
     records = {d: {m: training_record(d, m, runs) for m in MODELS} for d in tables}
     lines = ["# Quick zoo: the comparison, four synthetic datasets", "",
-             f"Every model trained by one protocol (`teachdiff.protocol`): {protocol.IMAGES:,} training images "
+             f"Every model trained by one protocol (`teachdiff.training.protocol`): {protocol.IMAGES:,} training images "
              f"each, the same random crops and augmentation, EMA {protocol.EMA_DECAY}, the learning rate chosen by "
              f"the same sweep (x{', x'.join(f'{f:.3g}' for f in protocol.LR_FACTORS)} of the preset's, "
              f"{protocol.SWEEP_FRACTION:.0%} of the budget each, on {SWEEP_DATASET}'s validation split), the "
@@ -496,7 +500,7 @@ def real_data_table(dataset: str, runs: Path, progress: bool) -> dict[str, list[
     """The test tables of a real dataset (every test patch): the models trained on it from scratch,
     the fine-tuned ones, and every synthetic zoo model zero-shot (trained on simulated data only),
     under ``none`` and ``all``; kept in ``runs/<dataset>/real_tables.json``."""
-    from teachdiff.reproduce import ReproduceConfig, reproduce
+    from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
 
     cached = runs / dataset / "real_tables.json"
     trained = [m for m in REAL_TABLE_MODELS if (runs / dataset / "models" / m / "protocol.json").exists()]
@@ -522,7 +526,7 @@ def write_real_results(dataset: str, runs: Path, tables: dict[str, list[dict]]) 
     (every test patch) of those models beside every synthetic zoo model zero-shot."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     lines = [f"# {dataset}: real pairs, models trained on them and the synthetic zoo zero-shot", "",
-             f"Trained by `teachdiff.protocol` ({protocol.IMAGES:,} training images, random crops, EMA "
+             f"Trained by `teachdiff.training.protocol` ({protocol.IMAGES:,} training images, random crops, EMA "
              f"{protocol.EMA_DECAY}, the learning rate of the shared sweep), from scratch and fine-tuned from "
              f"the zoo's {FINETUNE_FROM[dataset]} model (`--finetune`, the same budget). Zero-shot: the "
              "synthetic zoo's models as released, never trained on real data. Test: every test patch (192²) of the "

@@ -2,7 +2,7 @@
 
     python benchmarks/zoo/ddpm_study.py --dataset synthetic-microtubules --candidates tiny-ema tiny
 
-Each candidate is the protocol's DDPM recipe (``teachdiff.protocol.recipe``) with one change: the U-Net's
+Each candidate is the protocol's DDPM recipe (``teachdiff.training.protocol.recipe``) with one change: the U-Net's
 width, the EMA, or the number of steps. Steps are set so that every candidate costs about the same
 single-core training time (``STEP_MS``: measured ms per step of batch 8 at 64², 1 thread, on the
 2-core CI machine). The runs are resumable and live in ``--runs/<dataset>/study/<candidate>``; the
@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_quick_zoo as zoo_build  # noqa: E402
-from teachdiff import protocol  # noqa: E402
-from teachdiff.unet import UNetConfig  # noqa: E402
+from teachdiff.training import protocol  # noqa: E402
+from teachdiff.core.unet import UNetConfig  # noqa: E402
 
 BUDGET_S = 940  # single-core training seconds per candidate (4000 steps of the tiny U-Net)
 STEP_MS = {"tiny": 235, "w24": 409, "w32": 608, "small": 1255}  # /tmp/cost.py-style measurement
@@ -52,7 +52,7 @@ def write_results(dataset: str, runs: Path, names: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from teachdiff.train import load_checkpoint
+    from teachdiff.store.checkpoint import load_checkpoint
 
     fig, ax = plt.subplots(figsize=(6, 4))
     lines = [f"# Choosing the quick zoo's DDPM ({dataset})", "",

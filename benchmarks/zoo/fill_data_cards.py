@@ -1,9 +1,9 @@
-"""Give every zoo manifest entry without a training data card its card (teachdiff.datacard).
+"""Give every zoo manifest entry without a training data card its card (teachdiff.store.datacard).
 
     python benchmarks/zoo/fill_data_cards.py            # entries without a card
     python benchmarks/zoo/fill_data_cards.py --all      # measure every entry again
 
-The zoo released before checkpoints carried cards: for those, :func:`teachdiff.datacard.for_checkpoint`
+The zoo released before checkpoints carried cards: for those, :func:`teachdiff.store.datacard.for_checkpoint`
 reads the registry's facts about the dataset in the checkpoint's ``train_config`` and measures the
 training inputs on the training split that config describes (the synthetic datasets are made
 again, deterministically), exactly as the trainer now does when it writes a checkpoint. The
@@ -17,7 +17,7 @@ import argparse
 import dataclasses
 import sys
 
-from teachdiff import datacard, zoo
+from teachdiff.store import datacard, zoo
 
 
 def main(argv=None) -> int:

@@ -32,9 +32,12 @@ from pathlib import Path
 import torch
 
 import teachdiff
-from teachdiff import zoo
-from teachdiff.precision import peak_tflops
-from teachdiff.train import TRAIN_TFLOP_PER_IMAGE, load_checkpoint, train, train_preset
+from teachdiff.store import zoo
+from teachdiff.core.precision import peak_tflops
+from teachdiff.training.config import TRAIN_TFLOP_PER_IMAGE
+from teachdiff.store.checkpoint import load_checkpoint
+from teachdiff.training.loop import train
+from teachdiff.training.presets import train_preset
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = {"microtubules": 1272, "mitochondria": 2646, "synapses": 1198, "zebrafish": 3600}  # training patches
@@ -74,7 +77,7 @@ def present(dataset: str) -> bool:
 
 
 def release(dataset: str, run: Path, release_dir: Path, url_base: str, seconds: float) -> zoo.ZooEntry:
-    from teachdiff.reproduce import ReproduceConfig, reproduce
+    from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
 
     table = reproduce(dataclasses.replace(ReproduceConfig.preset_for(dataset, "paper"), models=("ddpm",),
                                           use_zoo=False, classical=False), run.parent.parent)["table"]

@@ -94,16 +94,16 @@ def capped_mode() -> bool:
     Nothing a notebook computes from the data (its constants, its splits, the shapes of its
     results) changes; the cap is honoured in these places only:
 
-    - :func:`teachdiff.train.train_preset`: one epoch of one step of batch 1, validation on one
-      image with one DDIM step, no data-loader workers; :func:`teachdiff.train.runs_dir` keeps
+    - :func:`teachdiff.training.presets.train_preset`: one epoch of one step of batch 1, validation on one
+      image with one DDIM step, no data-loader workers; :func:`teachdiff.training.config.runs_dir` keeps
       such runs in a ``capped`` subfolder, apart from real ones;
-    - :func:`teachdiff.train.load_method` (so every trained or downloaded model): each network
+    - :func:`teachdiff.store.resolve.load_method` (so every trained or downloaded model): each network
       computes its output for the first image of its first call with a given input shape, and
       returns that output for every image of every later call with that shape;
-    - :func:`teachdiff.infer.sample` and everything built on it (restore, tiles, reproduce):
+    - :func:`teachdiff.inference.sampling.sample` and everything built on it (restore, tiles, reproduce):
       two sampler steps (the DDPM's on a schedule of T = 2), and only the first batch of
       (image, sample) pairs is sampled, the others copy it;
-    - :class:`teachdiff.reproduce.ReproduceConfig` presets: two test images, two samples;
+    - :class:`teachdiff.evaluation.reproduce.ReproduceConfig` presets: two test images, two samples;
     - and in a notebook wherever it says ``teachdiff.capped(n, cap)``.
 
     The numbers a capped run prints mean nothing; that it runs to the end is what it shows.

@@ -1,5 +1,5 @@
 """``python -m teachdiff`` runs the command-line interface."""
 
-from teachdiff.cli import main
+from teachdiff.cli.main import main
 
 raise SystemExit(main())

@@ -2,7 +2,7 @@
 
 Quick start::
 
-    from teachdiff.data import make_dataloaders
+    pass
     loaders = make_dataloaders("synthetic-microtubules", quick=True)   # offline, CPU-sized
     batch = next(iter(loaders["train"]))    # {"x", "y": (8, 1, 64, 64) in [-1, 1], "name", "index"}
 
@@ -26,12 +26,12 @@ _EXPORTS = {
     "folder": ("FolderConfig", "Normalization", "make_folder_datasets"),
     "download": ("DownloadError", "download_dataset", "download_file"),
     "io": ("read_image", "write_image"),
+    "teachdiff.core.scale": ("from_model_range", "to_display_range", "to_model_range"),  # owned by core
     "loaders": ("Augmentation", "EpochSampler", "PairedPatchDataset", "SyntheticSizes", "make_dataloaders",
                 "make_datasets", "synthetic_patch_sets"),
-    "prepare": ("PatchSet", "apply_shift", "estimate_shift", "from_model_range", "prepare_dataset", "register_pair",
-                "to_display_range", "to_model_range"),
-    "registry": ("DATASETS", "PAPER_DATASETS", "DatasetInfo", "data_dir", "get_dataset_info"),
-    "synthetic": ("CASES", "MicroscopeConfig", "SyntheticPair", "make_synthetic_dataset", "simulate_pair"),
+    "prepare": ("PatchSet", "apply_shift", "estimate_shift", "prepare_dataset", "register_pair"),
+    "registry": ("CASES", "DATASETS", "PAPER_DATASETS", "DatasetInfo", "data_dir", "get_dataset_info"),
+    "synthetic": ("MicroscopeConfig", "SyntheticPair", "make_synthetic_dataset", "simulate_pair"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -39,7 +39,8 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 def __getattr__(name: str):
     if name not in _MODULE_OF:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    module = _MODULE_OF[name]
+    value = getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 

@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from teachdiff.data.io import bit_depth_of
-from teachdiff.data.prepare import PatchSet, from_model_range, prepare_dataset, to_model_range
+from teachdiff.data.prepare import PatchSet, prepare_dataset
+from teachdiff.core.scale import from_model_range, to_model_range
 from teachdiff.data.registry import PAIRED_FOLDER_LAYOUT, DatasetInfo
 
 __all__ = [

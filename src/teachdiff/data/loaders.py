@@ -36,7 +36,8 @@ import torch
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from teachdiff.data.prepare import SPLITS, ArrayPair, PatchSet, prepare_dataset, to_model_range
+from teachdiff.data.prepare import SPLITS, ArrayPair, PatchSet, prepare_dataset
+from teachdiff.core.scale import to_model_range
 from teachdiff.data.registry import DatasetInfo, get_dataset_info
 from teachdiff.data.synthetic import SyntheticPair, fov_seed, simulate_pair
 
@@ -82,7 +83,7 @@ class PairedPatchDataset(Dataset):
 
     Items are requested as ``(index, augmentation_seed)`` by :class:`EpochSampler`, or by plain
     index, in which case the augmentation is drawn from torch's global RNG (seed it before each
-    item for determinism, as ``teachdiff.train`` does with ``(seed, epoch, index)``).
+    item for determinism, as ``teachdiff.store.checkpoint`` does with ``(seed, epoch, index)``).
     """
 
     def __init__(
@@ -116,7 +117,7 @@ class PairedPatchDataset(Dataset):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         j = int(self.indices[i])
         if self.random_crops or self.augmentation is not None:
-            if aug_seed is None:  # plain index: draw from torch's global RNG (teachdiff.train seeds it per item)
+            if aug_seed is None:  # plain index: draw from torch's global RNG (teachdiff.store.checkpoint seeds it per item)
                 aug_seed = int(torch.randint(0, 2**31 - 1, ()).item())
         if self.random_crops:  # its own stream, so the augmentation draws what it drew without crops
             x, y, name = self.patches.random_patch(j, np.random.default_rng([aug_seed, 1]))

@@ -22,9 +22,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from teachdiff.data.synthetic import CASES
+# The synthetic structures (teachdiff.data.synthetic simulates each).
+CASES = ("microtubules", "mitochondria", "synapses", "zebrafish")
 
 __all__ = [
+    "CASES",
     "DatasetInfo",
     "DownloadSpec",
     "DATASETS",

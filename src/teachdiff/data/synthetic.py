@@ -44,23 +44,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-
 import numpy as np
+from teachdiff.data.registry import CASES
 
-__all__ = [
-    "CASES",
-    "MicroscopeConfig",
-    "SyntheticPair",
-    "microscope_config",
-    "simulate_structure",
-    "simulate_detection",
-    "simulate_pair",
-    "simulate_captures",
-    "simulate_synapse_stack",
-    "make_synthetic_dataset",
-]
+__all__ = ["MicroscopeConfig", "microscope_config", "SyntheticPair", "simulate_structure", "simulate_detection", "simulate_pair", "simulate_captures", "simulate_synapse_stack", "make_synthetic_dataset"]
 
-CASES = ("microtubules", "mitochondria", "synapses", "zebrafish")
 
 # Structures are generated on a canvas larger than the image by this many PSF widths, so
 # that structure just outside the field of view blurs into it as it would in a microscope.

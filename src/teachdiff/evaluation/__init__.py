@@ -1,0 +1,2 @@
+"""Evaluation: metrics, statistics, the paper's reproduction and folder scoring.
+"""
