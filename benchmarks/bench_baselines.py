@@ -33,7 +33,7 @@ import torch
 
 import teachdiff
 from teachdiff.evaluation import metrics
-from teachdiff.methods.base import GaussianFilter, NonLocalMeans
+from teachdiff.methods import GaussianFilter, NonLocalMeans
 from teachdiff.data import get_dataset_info, make_datasets, simulate_pair, to_model_range
 from teachdiff.data.synthetic import fov_seed
 from teachdiff.store.resolve import load_method

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from teachdiff.methods.base import n2v
+from teachdiff.methods import n2v
 from teachdiff.data import make_datasets
 from teachdiff.data.loaders import Augmentation, SyntheticSizes
 from teachdiff.core.scale import from_model_range, to_model_range
@@ -87,7 +87,7 @@ def change_network(bilinear_upsampling: bool = False, glorot_init: bool = False)
 
     import torch.nn.functional as F
 
-    from teachdiff.methods.base import care
+    from teachdiff.methods import care
 
     def bilinear(x, scale_factor, mode):
         return F.interpolate(x, scale_factor=scale_factor, mode="bilinear", align_corners=False)

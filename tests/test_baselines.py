@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from teachdiff.methods.base import (
+from teachdiff.methods import (
     CARE,
     CAREConfig,
     CSBDeepUNet,
@@ -29,7 +29,7 @@ from teachdiff.methods.base import (
     nlm_restore,
     receptive_field,
 )
-from teachdiff.methods.base import n2v as n2v_module
+from teachdiff.methods import n2v as n2v_module
 from teachdiff.methods.classical import estimate_noise_sigma
 from teachdiff.methods.common import count_parameters
 from teachdiff.methods.n2v import blind_spot_coords, mask_blind_spots

@@ -214,7 +214,7 @@ def test_restore_defaults_to_the_fast_setting_and_both_helps_name_the_paper_sett
     import argparse
 
     from teachdiff.evaluation import reproduce
-    from teachdiff.cli.main import reproduce as reproduce_cli, restore as restore_cli
+    from teachdiff.cli import reproduce as reproduce_cli, restore as restore_cli
     from teachdiff.inference.sampling import FAST_SAMPLING, PAPER_SAMPLING
 
     parser = argparse.ArgumentParser()
