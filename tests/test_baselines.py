@@ -301,7 +301,7 @@ def test_paper_presets_are_the_papers_settings(kind, epochs, batch_size, lr):
     quick, _ = train_preset("synthetic-zebrafish", "quick", kind)
     assert quick.patch_size == 64 and quick.epochs * quick.steps_per_epoch <= 300
     with pytest.raises(ValueError, match="'quick', 'colab' or 'paper'"):
-        build_method(kind).train_preset("zebrafish", "full")
+        train_preset("zebrafish", "full", kind)
 
 
 def test_n2v_presets_do_not_select_weights_with_the_ground_truth():

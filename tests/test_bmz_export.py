@@ -19,7 +19,7 @@ import torch
 
 bioimageio_core = pytest.importorskip("bioimageio.core", reason="needs the [bmz] extra")
 
-from teachdiff.cli.main import main as cli  # noqa: E402
+from teachdiff.cli import main as cli  # noqa: E402
 from teachdiff.export import PackagedModel, export_package  # noqa: E402
 from teachdiff.export.package import _affine_in, _affine_out  # noqa: E402
 from teachdiff.data.folder import Normalization  # noqa: E402

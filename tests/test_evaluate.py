@@ -12,7 +12,8 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from teachdiff.cli.main import main as cli
+from teachdiff.cli import main as cli
+from teachdiff.cli import evaluate as evaluate_cli
 from teachdiff.evaluation import evaluate, metrics
 
 SIZE = 192  # the smallest convenient size above MS-SSIM's 176-pixel limit
@@ -20,7 +21,7 @@ SIZE = 192  # the smallest convenient size above MS-SSIM's 176-pixel limit
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    evaluate.add_parser(parser.add_subparsers(dest="command"))
+    evaluate_cli.add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(["evaluate", *argv])
 
 
@@ -139,7 +140,7 @@ def run(pred_dir, gt_dir, out, *extra: str) -> int:
 
 
 def test_command_is_registered():
-    assert "teachdiff.evaluation.evaluate" in cli.COMMAND_MODULES
+    assert "teachdiff.cli.evaluate" in cli.COMMAND_MODULES
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from teachdiff.cli.main import main as cli
+from teachdiff.cli import main as cli
 from teachdiff.evaluation import evaluate, metrics
 from teachdiff.cli.restore import restore_files
 

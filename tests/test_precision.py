@@ -224,7 +224,7 @@ def test_chapter_preset_by_mode(monkeypatch, tmp_path, capsys):
 
 def test_eta_measured_after_warmup_steps(monkeypatch):
     """The trainer's ETA: seconds per step over 20 steps after 3 warm-up steps, times the steps left."""
-    from teachdiff.store import checkpoint as train_module
+    from teachdiff.training import loop as train_module
 
     now = {"t": 0.0}
     monkeypatch.setattr(train_module.time, "monotonic", lambda: now["t"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import teachdiff
-import teachdiff.store.checkpoint
+import teachdiff.training.runs
 from teachdiff.evaluation import metrics
 from teachdiff.core.paper import PAPER_RESULTS, paper_value
 from teachdiff.evaluation.reproduce import ReproduceConfig, reproduce
@@ -35,7 +35,7 @@ def short_training(monkeypatch, tmp_path):
         cfg, method_cfg = original(dataset, preset, model)
         return dataclasses.replace(cfg, epochs=1, steps_per_epoch=3, val_images=2), method_cfg
 
-    monkeypatch.setattr(teachdiff.store.checkpoint, "train_preset", short)
+    monkeypatch.setattr(teachdiff.training.runs, "train_preset", short)
 
 
 @pytest.mark.slow

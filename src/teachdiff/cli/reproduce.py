@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
                    help="auto: bf16 on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU (teachdiff.core.precision)")
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
-    from teachdiff.inference.sampling import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING
 
     fast, paper = FAST_SAMPLING, PAPER_SAMPLING
     p.add_argument("--samples", type=positive_int, help=f"samples averaged for DDPM-avg (default: the preset's; "

@@ -105,7 +105,7 @@ class _Given(argparse.Action):
 
 
 def add_parser(subparsers) -> None:
-    from teachdiff.inference.sampling import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING
 
     p = subparsers.add_parser("restore", help="restore images with a trained model (DDPM-avg + uncertainty)",
                               description=__doc__, epilog=EXAMPLES.format(fast=FAST_SAMPLING),
@@ -200,7 +200,7 @@ def fast_setting_hint(sampler: str, steps: int, n_samples: int) -> str:
     within 2 % of the paper's DDPM-avg) is pointed to it; a run already that fast can only
     drop samples (a noisier mean and uncertainty map) or move to a GPU.
     """
-    from teachdiff.inference.sampling import FAST_SAMPLING as fast
+    from teachdiff.inference.settings import FAST_SAMPLING as fast
 
     flags = []
     if sampler == "ddpm" or steps > fast.steps:

@@ -42,7 +42,8 @@ from typing import Sequence
 
 from teachdiff.data.registry import DatasetInfo, DownloadSpec, default_root, get_dataset_info
 
-__all__ = ["DownloadError", "download_file", "download_dataset", "verify_fmd_structure", "file_digest"]
+__all__ = ["DownloadError", "download_file", "download_dataset", "verify_fmd_structure", "file_digest", "file_problem",
+           "fetch_range"]
 
 _CHUNK = 1 << 20
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--")
@@ -62,7 +63,7 @@ def file_digest(path: str | Path, algorithm: str = "md5") -> str:
     return digest.hexdigest()
 
 
-def _verify(path: Path, size: int | None, md5: str | None, sha256: str | None) -> str | None:
+def file_problem(path: Path, size: int | None, md5: str | None, sha256: str | None) -> str | None:
     """None if ``path`` matches the expected size and checksums, else what is wrong."""
     actual = path.stat().st_size
     if size is not None and actual != size:
@@ -123,8 +124,8 @@ def _opener():
     return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
 
-def _fetch(url: str, part: Path, start: int, timeout: float, progress: bool, manual_hint: str,
-           opener=None) -> None:
+def fetch_range(url: str, part: Path, start: int, timeout: float, progress: bool, manual_hint: str,
+                opener=None) -> None:
     """Append the bytes of ``url`` from ``start`` to ``part``: refuse answers that are not the
     file (nothing written), follow Google Drive's confirmation page, check ``Content-Length``."""
     from tqdm.auto import tqdm
@@ -222,7 +223,7 @@ def download_file(
         raise ValueError("no URL to download from")
     dest = Path(dest)
     if dest.exists():
-        problem = _verify(dest, size, md5, sha256)
+        problem = file_problem(dest, size, md5, sha256)
         if problem:
             raise DownloadError(
                 f"{dest} already exists but does not match the expected file ({problem}). It was left "
@@ -238,11 +239,11 @@ def download_file(
             start = 0
         try:
             if size is None or start < size:
-                _fetch(source, part, start, timeout, progress, manual_hint="")
+                fetch_range(source, part, start, timeout, progress, manual_hint="")
         except DownloadError as err:
             failures.append(f"- {err}")
             continue
-        problem = _verify(part, size, md5, sha256)
+        problem = file_problem(part, size, md5, sha256)
         if problem:
             part.unlink()
             failures.append(f"- the download from {source} is corrupt ({problem}); the partial file was deleted.")
@@ -395,7 +396,7 @@ def _check_manual_archive(archive: Path, spec: DownloadSpec, recorded: str | Non
             f"{archive} is an HTML page, not the {spec.filename} archive: the browser saved the page the server "
             f"answered with (a challenge or login page). Download it again from {spec.landing_page}."
         )
-    problem = _verify(archive, spec.size_bytes, spec.md5, None)
+    problem = file_problem(archive, spec.size_bytes, spec.md5, None)
     if problem:
         raise DownloadError(f"{archive} is not the published {spec.filename} ({problem}).")
     if recorded is not None and file_digest(archive, "sha256") != recorded:

@@ -51,7 +51,7 @@ from teachdiff.export.network import PackagedModel
 from teachdiff.core.errors import CommandError
 from teachdiff.data.folder import Normalization
 from teachdiff.data.registry import PAPER_CITATION
-from teachdiff.inference.sampling import FAST_SAMPLING
+from teachdiff.inference.settings import FAST_SAMPLING
 from teachdiff.core.tiling import default_overlap
 from teachdiff.core.paper import METHOD_LABELS as LABELS
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 from typing import Callable
 import torch
@@ -11,46 +10,13 @@ from teachdiff.core.diffusion import NoiseSchedule, ddim_sample, ddim_timesteps,
 from teachdiff.core.progress import CallProgress, as_progress
 
 from teachdiff.core.noise import NoiseField
+from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING, SAMPLERS, SamplingSetting
 from teachdiff.core.tiling import _pad_amounts, check_image_batch, check_positive_int, pad_reflect, plan_tiles, tiled_apply
 from teachdiff.inference.budget import _EvalMode, _model_device, _size_multiple, _target_channels, default_batch_size, default_tile
 
 __all__ = ["SamplingSetting", "PAPER_SAMPLING", "FAST_SAMPLING", "sample", "sample_tiled"]
 
 
-@dataclass(frozen=True)
-class SamplingSetting:
-    """A sampler, its network calls per sample (``steps``; T for DDPM), the samples averaged, and
-    DDIM's ``eta`` (0: deterministic, 1: fresh noise at every step)."""
-
-    sampler: str
-    steps: int
-    samples: int
-    eta: float = 0.0
-
-    @property
-    def calls(self) -> int:
-        """Network calls per patch: steps x samples."""
-        return self.steps * self.samples
-
-    def __str__(self) -> str:
-        name = {"ddpm": "DDPM", "ddim": "DDIM", "dpm++": "DPM-Solver++(2M)"}[self.sampler]
-        if self.sampler == "ddim" and self.eta:
-            name += f" (eta = {self.eta:g})"
-        return f"{name}, {self.steps} steps, mean of {self.samples} samples ({self.calls} network calls per patch)"
-
-
-PAPER_SAMPLING = SamplingSetting("ddpm", 200, 15)
-"""The paper's DDPM-avg (§S5): 15 ancestral samples of T = 200 steps."""
-
-FAST_SAMPLING = SamplingSetting("ddim", 10, 8, eta=1.0)
-"""The fast equivalent: the cheapest setting of at least 8 samples whose MAE was within 2 % of
-DDPM-avg-15's on every synthetic dataset measured in ``benchmarks/results/frontier.md`` (the quick
-zoo's DDPMs, 8 test patches each): 8 samples of 10 stochastic DDIM steps, 80 instead of 3000
-network calls. The cheapest of all, 4 samples, was as good by MAE; 8 because the std map of fewer
-samples is too noisy and biased low to read (``bench_frontier.MAP_SAMPLES``). Rerun
-``benchmarks/bench_frontier.py --checkpoint ...`` for other models before relying on it."""
-
-SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from teachdiff.store import datacard
-from teachdiff.store.zoo import card_groups, entries, reported_mae
+from teachdiff.store import datacard, zoo
 
 __all__ = ["Suggestion", "suggest"]
 
@@ -62,7 +61,7 @@ def suggest(images, bit_depth: int | None = None) -> list[Suggestion]:
             raise FileNotFoundError(f"image {path} does not exist.")
         loaded.append((str(path), read_image(path)))
     ranked = []
-    for card, members in card_groups(entries()):
+    for card, members in zoo.card_groups(zoo.entries()):
         trained = Normalization.from_dict(card["normalization"]) if card.get("normalization") else None
         distances, worst, small = [], (-1.0, ""), []
         for path, image in loaded:
@@ -76,6 +75,6 @@ def suggest(images, bit_depth: int | None = None) -> list[Suggestion]:
             too_small = datacard.check_sizes(card, image.shape)
             if too_small:
                 small.append(f"{Path(path).name}: {too_small}")
-        models = sorted(members, key=lambda e: (reported_mae(e) is None, reported_mae(e) or 0.0))
+        models = sorted(members, key=lambda e: (zoo.reported_mae(e) is None, zoo.reported_mae(e) or 0.0))
         ranked.append(Suggestion(card, models, distances, worst[1], small))
     return sorted(ranked, key=lambda s: (math.isnan(s.distance), s.distance))

@@ -49,7 +49,7 @@ from teachdiff.core.errors import CommandError
 __all__ = ["ZooError", "ZooEntry", "manifest_path", "read_manifest", "write_manifest", "entries", "is_zoo_name", "get", "find", "cache_dir", "file_sha256", "fetch", "verify", "export_checkpoint", "reported_mae", "card_groups"]
 
 
-BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST_FORMAT = "teachdiff-zoo-v1"
 # Training state that a released checkpoint does not need: it is for resuming a run.
 TRAINING_STATE_KEYS = ("optimizers", "schedulers", "ema", "history", "scaler")
@@ -160,14 +160,14 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _matches(path: Path, entry: ZooEntry) -> bool:
-    from teachdiff.data.download import _verify
+    from teachdiff.data.download import file_problem
 
-    return path.is_file() and _verify(path, entry.size, None, entry.sha256) is None
+    return path.is_file() and file_problem(path, entry.size, None, entry.sha256) is None
 
 
 def _resumable_downloader(entry: ZooEntry, folder: Path, progress: bool, timeout: float):
     """A pooch downloader that keeps the bytes of an interrupted download in ``<file>.part``."""
-    from teachdiff.data.download import DownloadError, _fetch
+    from teachdiff.data.download import DownloadError, fetch_range
 
     part = folder / f"{entry.file}.part"
 
@@ -178,7 +178,7 @@ def _resumable_downloader(entry: ZooEntry, folder: Path, progress: bool, timeout
             start = 0
         try:
             if start < entry.size:
-                _fetch(url, part, start, timeout, progress, manual_hint="")
+                fetch_range(url, part, start, timeout, progress, manual_hint="")
         except DownloadError as err:
             raise ZooError(f"cannot download zoo model {entry.name!r} from {url}: {err}\n{_manual_hint(entry)}") \
                 from None

@@ -119,7 +119,7 @@ PRESET_TABLE: dict[tuple[str, str], tuple[dict, Callable[[], object]]] = {
 
 def _preset(dataset: str, preset: str, model: str) -> tuple[TrainConfig, object]:
     if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
+        raise ValueError(f"preset must be {', '.join(map(repr, PRESETS[:-1]))} or {PRESETS[-1]!r}, got {preset!r}.")
     method_class(model)  # a clear error for an unknown kind
     fields, method_config = PRESET_TABLE[(model, preset)]
     return TrainConfig(dataset=dataset, model=model, preset=preset, **fields), method_config()
