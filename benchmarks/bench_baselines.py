@@ -46,7 +46,7 @@ MODELS = ("care", "n2v", "pix2pix", "rcan", "ddpm")
 LABELS = {"raw": "Raw input", "gaussian": "Gaussian filter", "nlm": "Non-local means", "care": "CARE",
           "n2v": "Noise2Void", "pix2pix": "pix2pix", "rcan": "UNet-RCAN", "ddpm": "DDPM", "ddpm-avg": "DDPM-avg"}
 RESCALED = ("care", "n2v", "rcan")  # §S2
-TEST_SPLIT = 2  # index of "test" in teachdiff.data.prepare.SPLITS (the seed stream of test FOVs)
+TEST_SPLIT = 2  # index of "test" in teachdiff.data.pairs.SPLITS (the seed stream of test FOVs)
 
 
 def to255(t: torch.Tensor) -> np.ndarray:

@@ -133,7 +133,8 @@ def test_distinct_fields_with_similar_content_are_not_grouped(tmp_path):
     import numpy as np
 
     from teachdiff.data.io import write_image
-    from teachdiff.data.prepare import duplicate_target_groups, find_pairs
+    from teachdiff.data.duplicates import duplicate_target_groups
+    from teachdiff.data.pairs import find_pairs
     from teachdiff.data.synthetic import simulate_pair
 
     yy, xx = np.mgrid[:128, :128]

@@ -7,7 +7,8 @@ from scipy import ndimage
 
 from teachdiff.data import Augmentation, PairedPatchDataset, make_dataloaders
 from teachdiff.data.loaders import EpochSampler
-from teachdiff.data.prepare import ArrayPair, PatchSet
+from teachdiff.data.pairs import ArrayPair
+from teachdiff.data.prepare import PatchSet
 
 
 def _identity_pairs(n=6, size=32, seed=0):

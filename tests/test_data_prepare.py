@@ -20,7 +20,8 @@ from teachdiff.data import (
     to_model_range,
 )
 from teachdiff.data.io import write_image
-from teachdiff.data.prepare import ArrayPair, PatchSet
+from teachdiff.data.pairs import ArrayPair
+from teachdiff.data.prepare import PatchSet
 from teachdiff.data.synthetic import simulate_pair
 
 

@@ -2,7 +2,7 @@
 
 Quick start::
 
-    pass
+    from teachdiff.data import make_dataloaders, make_folder_datasets, FolderConfig
     loaders = make_dataloaders("synthetic-microtubules", quick=True)   # offline, CPU-sized
     batch = next(iter(loaders["train"]))    # {"x", "y": (8, 1, 64, 64) in [-1, 1], "name", "index"}
 
@@ -10,8 +10,10 @@ Quick start::
 
     datasets = make_folder_datasets(FolderConfig("~/my-pairs", bit_depth=12))  # your raw/ + gt/ folder
 
-See :mod:`teachdiff.data.registry` for the datasets, :mod:`teachdiff.data.prepare` for the
-preparation steps (paper §S1), :mod:`teachdiff.data.loaders` for the batch format and
+See :mod:`teachdiff.data.registry` for the datasets; for the preparation steps (paper §S1)
+:mod:`teachdiff.data.pairs` (which files pair up, the splits), :mod:`teachdiff.data.register`
+(the shift between input and target), :mod:`teachdiff.data.duplicates` (repeated targets) and
+:mod:`teachdiff.data.prepare` (patches); :mod:`teachdiff.data.loaders` for the batch format and
 :mod:`teachdiff.data.folder` for your own folders of image pairs and their normalisation.
 """
 
@@ -29,7 +31,8 @@ _EXPORTS = {
     "teachdiff.core.scale": ("from_model_range", "to_display_range", "to_model_range"),  # owned by core
     "loaders": ("Augmentation", "EpochSampler", "PairedPatchDataset", "SyntheticSizes", "make_dataloaders",
                 "make_datasets", "synthetic_patch_sets"),
-    "prepare": ("PatchSet", "apply_shift", "estimate_shift", "prepare_dataset", "register_pair"),
+    "prepare": ("PatchSet", "prepare_dataset"),
+    "register": ("apply_shift", "estimate_shift", "register_pair"),
     "registry": ("CASES", "DATASETS", "PAPER_DATASETS", "DatasetInfo", "data_dir", "get_dataset_info"),
     "synthetic": ("MicroscopeConfig", "SyntheticPair", "make_synthetic_dataset", "simulate_pair"),
 }

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from teachdiff.data.io import read_image
-from teachdiff.data.prepare import SPLITS, _resolve_root, find_pairs, prepare_dataset
+from teachdiff.data.pairs import SPLITS, resolve_root, find_pairs
+from teachdiff.data.prepare import prepare_dataset
 from teachdiff.data.registry import get_dataset_info
 
 __all__ = ["SplitReport", "DatasetReport", "check_dataset", "check_folder"]
@@ -97,7 +98,7 @@ def check_dataset(
     info = get_dataset_info(name)
     if info.is_synthetic:
         raise ValueError(f"'{name}' is generated on the fly; there is no folder to check.")
-    folder = _resolve_root(info, root)
+    folder = resolve_root(info, root)
     found = find_pairs(folder, info)
     problems = _decode_problems(found, progress) if decode else []
     warnings: list[str] = []
@@ -141,7 +142,7 @@ def check_dataset(
 
 def _indexed(warnings: list[str], index):
     """``index()`` with the warnings it raises (e.g. FOVs grouped for duplicated targets,
-    :func:`teachdiff.data.prepare.duplicate_target_groups`) added to ``warnings``, not printed."""
+    :func:`teachdiff.data.duplicates.duplicate_target_groups`) added to ``warnings``, not printed."""
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         sets = index()
@@ -199,7 +200,7 @@ def check_folder(config, patch_size: int = 256, decode: bool = True, progress: b
     from teachdiff.data import folder as folders
 
     info = folders.folder_info(config)
-    root = _resolve_root(info, config.path)
+    root = resolve_root(info, config.path)
     found = find_pairs(root, info)
     problems = _decode_problems(found, progress) if decode else []
     if problems:  # indexing would fail on the same files: report them all instead

@@ -36,7 +36,8 @@ import torch
 from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from teachdiff.data.prepare import SPLITS, ArrayPair, PatchSet, prepare_dataset
+from teachdiff.data.pairs import SPLITS, ArrayPair
+from teachdiff.data.prepare import PatchSet, prepare_dataset
 from teachdiff.core.scale import to_model_range
 from teachdiff.data.registry import DatasetInfo, get_dataset_info
 from teachdiff.data.synthetic import SyntheticPair, fov_seed, simulate_pair

@@ -474,13 +474,13 @@ def choose_dataset(name: str) -> tuple[str, str | None]:
     folder (``teachdiff.data.registry.default_root``), else ``("synthetic-<case>", why)`` with the
     loader's own message saying what is missing and how to get it. Synthetic names pass through."""
     from teachdiff.data import get_dataset_info
-    from teachdiff.data.prepare import _resolve_root, find_pairs
+    from teachdiff.data.pairs import resolve_root, find_pairs
 
     info = get_dataset_info(name)
     if info.is_synthetic:
         return name, None
     try:
-        find_pairs(_resolve_root(info, None), info)
+        find_pairs(resolve_root(info, None), info)
     except (FileNotFoundError, ValueError) as err:
         return f"synthetic-{name}", str(err)
     return name, None

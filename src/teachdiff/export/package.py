@@ -196,7 +196,7 @@ def _training_test_capture(train_config: dict, side: int, datasets: dict) -> tup
     from teachdiff.data import read_image
     from teachdiff.data.folder import FolderConfig, folder_info
     from teachdiff.data.loaders import SyntheticSizes
-    from teachdiff.data.prepare import SPLITS, assign_splits, find_pairs
+    from teachdiff.data.pairs import SPLITS, assign_splits, find_pairs
     from teachdiff.data.registry import default_root
     from teachdiff.data.synthetic import fov_seed, simulate_pair
 
