@@ -21,7 +21,7 @@ bioimageio_core = pytest.importorskip("bioimageio.core", reason="needs the [bmz]
 
 from teachdiff.cli import main as cli  # noqa: E402
 from teachdiff.export import PackagedModel, export_package  # noqa: E402
-from teachdiff.export.package import _affine_in, _affine_out  # noqa: E402
+from teachdiff.export.readme import _affine_in, _affine_out  # noqa: E402
 from teachdiff.data.folder import Normalization  # noqa: E402
 from teachdiff.data.synthetic import simulate_pair  # noqa: E402
 from teachdiff.inference.sampling import FAST_SAMPLING

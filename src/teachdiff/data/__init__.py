@@ -2,7 +2,7 @@
 
 Quick start::
 
-    from teachdiff.data import make_dataloaders, make_folder_datasets, FolderConfig
+    pass
     loaders = make_dataloaders("synthetic-microtubules", quick=True)   # offline, CPU-sized
     batch = next(iter(loaders["train"]))    # {"x", "y": (8, 1, 64, 64) in [-1, 1], "name", "index"}
 

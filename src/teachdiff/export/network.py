@@ -21,9 +21,9 @@ import teachdiff
 from teachdiff.core import precision
 from teachdiff.core.capping import cap_network_calls
 from teachdiff.core.diffusion import ddim_sample
-from teachdiff.inference.settings import FAST_SAMPLING
 from teachdiff.core.noise import NoiseField
 from teachdiff.core.tiling import pad_reflect
+from teachdiff.inference.settings import FAST_SAMPLING
 from teachdiff.methods.base import build_method
 
 __all__ = ["PackagedModel"]
