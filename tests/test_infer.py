@@ -539,3 +539,9 @@ def test_sample_with_dpm_solver_pp_uses_the_noise_field_for_y_T():
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-2)
     other = sample(model, x, schedule, n_samples=2, sampler="dpm++", steps=4, seed=8, progress=False)
     assert (other - expected).abs().max() > 0.2
+
+
+def test_pad_amount_reaches_the_next_multiple():
+    from teachdiff.core.tiling import pad_amount
+
+    assert [pad_amount(size, 16) for size in (1, 16, 37, 48)] == [15, 0, 11, 0]

@@ -16,6 +16,7 @@ from teachdiff.core.diffusion import NoiseSchedule
 from teachdiff.inference.restore import restore_image
 from teachdiff.cli.restore import restore_files
 from teachdiff.core.unet import MPUNet, UNetConfig
+from teachdiff.methods.ddpm import DiffusionConfig, DiffusionMethod
 
 N_SAMPLES = 3
 
@@ -25,12 +26,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def ddpm_method():
     torch.manual_seed(0)
-    unet = MPUNet(UNetConfig.tiny()).eval()
+    method = DiffusionMethod(DiffusionConfig(unet=UNetConfig.tiny(), T=4)).eval()
     with torch.no_grad():
-        for p in unet.parameters():
+        for p in method.unet.parameters():
             if p.ndim == 0:  # open the zero-initialised gains so the samples vary with the input
                 p.fill_(0.5)
-    return types.SimpleNamespace(kind="ddpm", unet=unet, schedule=NoiseSchedule(T=4))
+    return method
 
 
 @pytest.fixture
@@ -343,3 +344,65 @@ def test_restore_warns_when_the_image_is_smaller_than_the_training_patch(tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restore_files(method, [tiny], tmp_path / "out2", n_samples=2, sampler="ddim", steps=1, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 26: one interface for every method, one SamplingSetting from flag to sampler
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_command_line_passes_one_sampling_setting_built_from_its_flags(images, tmp_path, monkeypatch):
+    from teachdiff.cli import restore as restore_cli
+    from teachdiff.inference.settings import FAST_SAMPLING, SamplingSetting
+    from teachdiff.store.checkpoint import save_checkpoint
+
+    flat, _ = images
+    ckpt = save_checkpoint(tmp_path / "best.pt", DiffusionMethod(DiffusionConfig(unet=UNetConfig.tiny(), T=4)))
+    passed = []
+
+    def record(method, inputs, out_dir, sampling, **options):
+        passed.append(sampling)
+        return []
+
+    monkeypatch.setattr(restore_cli, "restore_files", record)
+    argv = ["restore", "--checkpoint", str(ckpt), str(flat), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    assert main(argv) == 0
+    assert main(argv + ["--sampler", "dpm++", "--steps", "3", "--samples", "2", "--eta", "0.5"]) == 0
+    assert passed == [FAST_SAMPLING, SamplingSetting("dpm++", 3, 2, eta=0.5)]
+
+
+def test_restore_files_takes_a_sampling_setting_or_its_fields(images, tmp_path):
+    from teachdiff.inference.settings import SamplingSetting
+
+    flat, _ = images
+    restore_files(ddpm_method(), [flat], tmp_path / "a", SamplingSetting("ddim", 2, 3, eta=1.0), tile=None,
+                  progress=False)
+    restore_files(ddpm_method(), [flat], tmp_path / "b", n_samples=3, sampler="ddim", steps=2, eta=1.0, tile=None,
+                  progress=False)
+    for name in ("mean", "std"):
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "a" / f"fov_8bit_{name}.tif"),
+                                      tifffile.imread(tmp_path / "b" / f"fov_8bit_{name}.tif"))
+
+
+def test_restore_method_image_asks_the_method_what_it_is_not_its_kind():
+    from teachdiff.inference.restore import draws_samples, restore_method_image, restore_with
+    from teachdiff.inference.settings import SamplingSetting
+    from teachdiff.methods.care import CARE, CAREConfig
+
+    image = np.random.default_rng(3).integers(0, 256, size=(20, 24), dtype=np.uint8)
+    method = ddpm_method()
+    assert draws_samples(method) and method.denoiser is method.unet and method.input_channels == 1
+    care = CARE(CAREConfig(depth=1, base_filters=4))
+    assert not draws_samples(care) and care.training_patch_size is None and care.input_channels == 1
+    got = restore_method_image(method, image, sampling=SamplingSetting("ddim", 2, 3, eta=1.0), tile=None, seed=1)
+    expected = restore_image(method.unet, image, method.schedule, n_samples=3, sampler="ddim", steps=2, eta=1.0,
+                             tile=None, seed=1, progress=False)
+    np.testing.assert_array_equal(got.mean, expected.mean)
+    np.testing.assert_array_equal(got.std, expected.std)
+    negate = types.SimpleNamespace(kind="care", restore=lambda x: -x)  # anything with restore(x) restores once
+    once = restore_method_image(negate, image, tile=None)
+    assert once.std is None and once.entropy is None and once.n_samples == 1
+    np.testing.assert_allclose(once.mean, 255.0 - image, atol=1e-3)
+    assert restore_with(negate, image, tile=None)[1] is None
+    with pytest.raises(ValueError, match="needs samples"):
+        restore_method_image(negate, image, interval=0.9)

@@ -52,9 +52,9 @@ are ignored. An interval of N sample quantiles covers at most (N - 1)/(N + 1), s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -65,6 +65,8 @@ from teachdiff.cli.args import non_negative_int, positive_int, unit_interval, ze
 if TYPE_CHECKING:
     import numpy as np
 
+    from teachdiff.inference.settings import SamplingSetting
+
 EXAMPLES = """
 examples:
   # the fast default ({fast}) with uncertainty maps
@@ -74,7 +76,7 @@ examples:
   teachdiff restore --checkpoint runs/mt/best.pt data/raw/*.tif --sampler ddpm --samples 15 --out restored/
 
   # a 90 % interval per pixel (lower/upper TIFFs), conformally calibrated on validation images
-  teachdiff restore --checkpoint runs/mt/best.pt fov01.tif --interval 0.9 --calibration mt-calibration.json --out restored/
+  teachdiff restore --checkpoint runs/mt/best.pt fov01.tif --interval 0.9 --calibration mt-cal.json --out restored/
 
   # a 2560 x 2560 field of view in 256-pixel tiles overlapping by 32 pixels, on a fixed seed
   # (default: tiles of the model's training patch size, overlapping by 1/8)
@@ -105,7 +107,7 @@ class _Given(argparse.Action):
 
 
 def add_parser(subparsers) -> None:
-    from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING, SAMPLERS
 
     p = subparsers.add_parser("restore", help="restore images with a trained model (DDPM-avg + uncertainty)",
                               description=__doc__, epilog=EXAMPLES.format(fast=FAST_SAMPLING),
@@ -119,7 +121,7 @@ def add_parser(subparsers) -> None:
     fast, paper = FAST_SAMPLING, PAPER_SAMPLING
     p.add_argument("--samples", type=positive_int, action=_Given, default=fast.samples,
                    help=f"samples averaged into DDPM-avg (default {fast.samples}; the paper: {paper.samples}, §S5)")
-    p.add_argument("--sampler", default=fast.sampler, action=_Given, choices=["ddpm", "ddim", "dpm++"],
+    p.add_argument("--sampler", default=fast.sampler, action=_Given, choices=SAMPLERS,
                    help="ddpm: the paper's ancestral sampler over all T steps; ddim or dpm++ (DPM-Solver++(2M)): "
                         f"--steps network calls per sample (default {fast.sampler}; the paper: {paper.sampler})")
     p.add_argument("--steps", type=positive_int, action=_Given, default=fast.steps,
@@ -151,14 +153,17 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import teachdiff
     from teachdiff.core import precision
+    from teachdiff.inference.restore import draws_samples
+    from teachdiff.inference.settings import SamplingSetting
     from teachdiff.store.checkpoint import checkpoint_file
     from teachdiff.store.resolve import load_method
 
     device = teachdiff.device(args.device)
+    sampling = SamplingSetting(args.sampler, args.steps, args.samples, args.eta)
     # Check the inputs and the output folder before the (slow) checkpoint load and restoration.
     plan_outputs(args.inputs, args.out, outputs=(), overwrite=args.overwrite)
-    calibration = load_calibration(args.calibration, args.interval, args.sampler, args.steps, args.samples,
-                                   args.eta)
+    calibration = load_calibration(args.calibration, args.interval, sampling.sampler, sampling.steps,
+                                   sampling.samples, sampling.eta)
     if args.model is not None:
         from teachdiff.store.resolve import load_zoo_model
 
@@ -173,15 +178,14 @@ def run(args) -> int:
         precision.prepare_network(method, device, compile=True, training=False)
     name = args.model or str(args.checkpoint)
     ignored = [option for option in SAMPLING_OPTIONS if option in getattr(args, "given", ())]
-    if ignored and method.kind != "ddpm":
+    if ignored and not draws_samples(method):
         warnings.warn(f"{' '.join(ignored)} ignored: {name} is a {method.kind} model, a deterministic regression "
                       "that restores each image once; only the DDPM samples (and so averages samples and gives "
                       "uncertainty maps and intervals).", UserWarning, stacklevel=1)
-    written = restore_files(method, args.inputs, args.out, n_samples=args.samples, sampler=args.sampler,
-                            steps=args.steps, tile=_tile_arg(args.tile), overlap=args.overlap, seed=args.seed,
-                            batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.no_progress,
-                            bit_depth=args.bit_depth, interval=args.interval, calibration=calibration,
-                            eta=args.eta, model_name=name)
+    written = restore_files(method, args.inputs, args.out, sampling, tile=_tile_arg(args.tile), overlap=args.overlap,
+                            seed=args.seed, batch_size=args.batch_size, overwrite=args.overwrite,
+                            progress=not args.no_progress, bit_depth=args.bit_depth, interval=args.interval,
+                            calibration=calibration, model_name=name)
     print(f"wrote {len(written)} files for {len(args.inputs)} input(s) to {args.out}")
     return 0
 
@@ -196,7 +200,7 @@ def _tile_arg(tile: int | None) -> int | str | None:
 def fast_setting_hint(sampler: str, steps: int, n_samples: int) -> str:
     """What to pass for a faster restoration, for the slow-run warning.
 
-    A run slower than the fast setting (:data:`teachdiff.inference.sampling.FAST_SAMPLING`, whose MAE was
+    A run slower than the fast setting (:data:`teachdiff.inference.settings.FAST_SAMPLING`, whose MAE was
     within 2 % of the paper's DDPM-avg) is pointed to it; a run already that fast can only
     drop samples (a noisier mean and uncertainty map) or move to a GPU.
     """
@@ -298,50 +302,101 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path, outputs: Seq
 # ----------------------------------------------------------------------------------------------
 
 
-def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_samples: int = 15,
-                  sampler: str = "ddpm", steps: int = 20, tile: int | str | None = "auto", overlap: int | None = None,
-                  seed: int = 0, batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
+def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, sampling: SamplingSetting | None = None,
+                  *, tile: int | str | None = "auto", overlap: int | None = None, seed: int = 0,
+                  batch_size: int | None = None, overwrite: bool = False, progress: bool = True,
                   bit_depth: int | None = None, interval: float | None = None, calibration=None,
-                  eta: float = 0.0, slow_after_s: float = 300.0, model_name: str | None = None) -> list[Path]:
+                  slow_after_s: float = 300.0, model_name: str | None = None, n_samples: int | None = None,
+                  sampler: str | None = None, steps: int | None = None, eta: float | None = None) -> list[Path]:
     """Restore image files with a loaded method and write the results; returns the written paths.
 
-    ``interval`` (a level in (0, 1)) adds the ``lower``/``upper`` maps: the samples' quantiles,
-    or with ``calibration`` (a :class:`teachdiff.evaluation.metrics.ConformalScale`, fitted on the 0..255
-    scale, :func:`teachdiff.inference.restore.restore_image`) the conformal interval mean -+ scale * std, in
-    the input's scale.
+    ``method`` is what :func:`teachdiff.store.resolve.load_method` returns, or anything with
+    ``.restore(x)`` mapping (N, 1, H, W) in [-1, 1] to the same; each image goes through
+    :func:`teachdiff.inference.restore.restore_method_image`, whatever the method. A method that samples
+    (:func:`teachdiff.inference.restore.draws_samples`, the DDPM) is sampled with ``sampling`` (default
+    the paper's DDPM-avg, :data:`teachdiff.inference.settings.PAPER_SAMPLING`, as
+    :func:`teachdiff.inference.restore.restore_image`; ``teachdiff restore`` passes its flags, whose
+    default is the fast setting); ``n_samples``, ``sampler``, ``steps`` and ``eta`` replace single
+    fields of it. ``interval`` (a level in (0, 1)) adds the ``lower``/``upper`` maps: the samples'
+    quantiles, or with ``calibration`` (a :class:`teachdiff.evaluation.metrics.ConformalScale`, fitted on the
+    0..255 scale) the conformal interval mean -+ scale * std, in the input's scale.
 
-    ``method`` is what :func:`teachdiff.store.resolve.load_method` returns. With ``method.kind ==
-    "ddpm"`` it must have ``.unet`` (the noise-prediction network) and ``.schedule``; it may
-    have ``.config.clip`` and ``.config.variance`` (the sampler options it was trained
-    with). Any other kind must have ``.restore(x)`` mapping (N, 1, H, W) in [-1, 1] to the same.
     Intensities are mapped as the model was trained (``method.normalization``, see
     :func:`teachdiff.data.folder.restore_normalization`; ``bit_depth`` overrides the bit depth)
     and the results are written in the input's intensity scale.
     See the module docstring for the files written. ``tile=None`` restores whole images,
-    ``tile="auto"`` picks tiles from the model (:func:`teachdiff.inference.budget.default_tile`; 256 for a
-    baseline, whose convolutions cost the same per pixel at any tile size). With ``progress``, a
+    ``tile="auto"`` picks tiles from the model (:func:`teachdiff.inference.budget.default_tile`;
+    :data:`teachdiff.inference.restore.DETERMINISTIC_TILE` for a baseline). With ``progress``, a
     bar over network calls and, when the calls after the first predict more than ``slow_after_s``
     seconds for an image, a warning naming faster flags (:func:`fast_setting_hint`).
 
     Warnings (``UserWarning``, naming ``model_name``): an image whose intensities, after the
     model's scaling, lie far outside its training inputs' (:func:`teachdiff.store.datacard.compare` with
     the model's ``data_card``), an image smaller than the model's training patches, and an
-    ``interval`` that ``n_samples`` cannot reach (:func:`teachdiff.evaluation.metrics.samples_for_level`).
+    ``interval`` that the samples cannot reach (:func:`teachdiff.evaluation.metrics.samples_for_level`).
     An ``interval`` for a model that does not sample (a baseline) is an error.
     """
     import torch
     from tqdm.auto import tqdm
 
+    from teachdiff.core.progress import CallProgress
     from teachdiff.data import read_image
     from teachdiff.data.folder import restore_normalization
-    from teachdiff.inference.restore import restore_deterministic, restore_image
-    from teachdiff.core.progress import CallProgress
+    from teachdiff.inference.restore import draws_samples, restore_method_image
+    from teachdiff.inference.settings import PAPER_SAMPLING
 
-    diffusion = getattr(method, "kind", None) == "ddpm"
-    network = method.unet if diffusion else method
-    cond_channels = getattr(getattr(network, "config", None), "cond_channels", 1)
-    if cond_channels != 1:
-        raise ValueError(f"this checkpoint expects {cond_channels} input channels, but teachdiff restore reads "
+    fields = {"samples": n_samples, "sampler": sampler, "steps": steps, "eta": eta}
+    sampling = dataclasses.replace(sampling or PAPER_SAMPLING, **{k: v for k, v in fields.items() if v is not None})
+    sampled = draws_samples(method)
+    label = model_name or f"the {getattr(method, 'kind', '?')} model"
+    _check_request(method, sampled, sampling.samples, interval, calibration, label)
+    card = _training_card(method)
+    outputs = DIFFUSION_OUTPUTS + (INTERVAL_OUTPUTS if interval is not None else ()) if sampled else BASELINE_OUTPUTS
+    plan = plan_outputs(inputs, out_dir, outputs, overwrite)
+    if isinstance(method, torch.nn.Module):
+        method.eval()
+    options = _run_options(method, sampled, sampling, seed, tile, overlap, interval, calibration)
+    hint = fast_setting_hint(sampling.sampler, sampling.steps, sampling.samples)
+
+    written: list[Path] = []
+    for path, _files in tqdm(plan, desc="images", unit="image", disable=not progress or len(plan) < 2):
+        image = read_image(path)  # (Z, H, W) uint8 / uint16
+        scaling, warning = restore_normalization(getattr(method, "normalization", None), image, str(path), bit_depth)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=2)
+        _warn_unlike_training(path, image, scaling, card, label)
+        meter = CallProgress(slow_after_s, hint) if progress else False
+        try:
+            result = restore_method_image(method, image[0] if image.shape[0] == 1 else image, normalization=scaling,
+                                          sampling=sampling, tile=tile, overlap=overlap, seed=seed,
+                                          batch_size=batch_size, interval=interval, calibration=calibration,
+                                          progress=meter)
+        finally:
+            if meter:
+                meter.close()
+        # bit_depth: the scale the values are on, for `teachdiff evaluate` (percentile mode: the pixel type's)
+        scale_bits = scaling.bit_depth if scaling.mode == "bitdepth" else scaling.container_bits
+        for suffix in outputs:
+            values = result.mean if suffix == "restored" else getattr(result, suffix)  # a regression's one output
+            written += _write_result(Path(out_dir) / f"{path.stem}_{suffix}", values, suffix, scaling.bit_depth,
+                                     sampling.samples, dict(options, input=str(path), map=suffix,
+                                                            bit_depth=scale_bits, scaling=scaling.describe()))
+    return written
+
+
+def _training_card(method) -> dict | None:
+    """The model's training data card; for a checkpoint without one, the network's own training patch size."""
+    card = getattr(method, "data_card", None)
+    patch_size = getattr(method, "training_patch_size", None)
+    return {"patch_size": patch_size} if card is None and patch_size else card
+
+
+def _check_request(method, sampled: bool, n_samples: int, interval: float | None, calibration,
+                   label: str) -> None:
+    """Refuse what cannot be done before any work, and warn about an interval the samples cannot reach."""
+    channels = getattr(method, "input_channels", 1)
+    if channels != 1:
+        raise ValueError(f"this checkpoint expects {channels} input channels, but teachdiff restore reads "
                          "single-channel grayscale images; use a model trained on grayscale data.")
     if interval is not None and not 0 < interval < 1:
         raise ValueError(f"--interval must be a level strictly between 0 and 1, e.g. 0.9, got {interval!r}.")
@@ -349,8 +404,7 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
         raise ValueError(f"an interval needs at least 2 samples per pixel; pass --samples 2 or more, not {n_samples}.")
     if calibration is not None and interval is None:
         raise ValueError("a calibration needs an interval level; pass --interval with --calibration.")
-    label = model_name or f"the {getattr(method, 'kind', '?')} model"
-    if interval is not None and not diffusion:
+    if interval is not None and not sampled:
         raise ValueError(f"--interval needs samples, but {label} is a {getattr(method, 'kind', '?')} model, a "
                          "deterministic regression with one output per image: only the DDPM samples. Leave out "
                          "--interval (and --calibration), or restore with a DDPM checkpoint.")
@@ -363,54 +417,20 @@ def restore_files(method, inputs: Sequence[str | Path], out_dir: str | Path, n_s
                           f"[min, max], covers at most (N - 1)/(N + 1) = {(n_samples - 1) / (n_samples + 1):.0%} "
                           f"even for a perfect model, so this one cannot reach {interval:.0%}; pass --samples "
                           f"{needed} or more, or --calibration FILE for a calibrated interval.", UserWarning,
-                          stacklevel=2)
-    card = getattr(method, "data_card", None)
-    if card is None and diffusion:  # a checkpoint without a card: the U-Net's training patch size
-        card = {"patch_size": getattr(getattr(network, "config", None), "image_size", 0)}
-    outputs = DIFFUSION_OUTPUTS + (INTERVAL_OUTPUTS if interval is not None else ())
-    plan = plan_outputs(inputs, out_dir, outputs if diffusion else BASELINE_OUTPUTS, overwrite)
-    if isinstance(method, torch.nn.Module):
-        method.eval()
+                          stacklevel=3)
+
+
+def _run_options(method, sampled: bool, sampling: SamplingSetting, seed: int, tile, overlap,
+                 interval: float | None, calibration) -> dict:
+    """The options every result's TIFF description records (with the input and its scale)."""
     options = {"kind": getattr(method, "kind", "?"), "tile": tile, "overlap": overlap}
-    if diffusion:
-        config = getattr(method, "config", None)
-        sampling = dict(sampler=sampler, steps=steps, clip=getattr(config, "clip", True),
-                        variance=getattr(config, "variance", "beta"), eta=eta)
-        options.update(samples=n_samples, seed=seed, **sampling)
+    if sampled:
+        options.update(samples=sampling.samples, seed=seed, sampler=sampling.sampler, steps=sampling.steps,
+                       **method.sampler_options(), eta=sampling.eta)
         if interval is not None:
             options.update(interval=interval, interval_kind="sample quantiles (uncalibrated)" if calibration is None
                            else f"conformal, scale {calibration.scale:.4g} fitted on {calibration.n_calibration} px")
-
-    written: list[Path] = []
-    for path, _files in tqdm(plan, desc="images", unit="image", disable=not progress or len(plan) < 2):
-        image = read_image(path)  # (Z, H, W) uint8 / uint16
-        scaling, warning = restore_normalization(getattr(method, "normalization", None), image, str(path), bit_depth)
-        if warning:
-            warnings.warn(warning, UserWarning, stacklevel=2)
-        _warn_unlike_training(path, image, scaling, card, label)
-        stack = image[0] if image.shape[0] == 1 else image
-        if diffusion:
-            meter = CallProgress(slow_after_s, fast_setting_hint(sampler, steps, n_samples)) if progress else False
-            try:
-                result = restore_image(method.unet, stack, method.schedule, n_samples=n_samples,
-                                       normalization=scaling, tile=tile, overlap=overlap, seed=seed, progress=meter,
-                                       batch_size=batch_size, interval=interval, calibration=calibration, **sampling)
-            finally:
-                if meter:
-                    meter.close()
-            maps = {"mean": result.mean, "sample": result.sample, "std": result.std, "entropy": result.entropy}
-            if interval is not None:
-                maps["lower"], maps["upper"] = result.lower, result.upper
-        else:
-            maps = {"restored": restore_deterministic(method, image, scaling, 256 if tile == "auto" else tile,
-                                                      overlap, batch_size, progress).reshape(stack.shape)}
-        for suffix, values in maps.items():
-            # bit_depth: the scale the values are on, for `teachdiff evaluate` (percentile mode: the pixel type's)
-            scale_bits = scaling.bit_depth if scaling.mode == "bitdepth" else scaling.container_bits
-            written += _write_result(Path(out_dir) / f"{path.stem}_{suffix}", values, suffix, scaling.bit_depth,
-                                     n_samples, dict(options, input=str(path), map=suffix, bit_depth=scale_bits,
-                                                     scaling=scaling.describe()))
-    return written
+    return options
 
 
 def _warn_unlike_training(path: Path, image, scaling, card: dict | None, label: str) -> None:
@@ -437,19 +457,16 @@ def _warn_unlike_training(path: Path, image, scaling, card: dict | None, label: 
 # ----------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """Write through a temporary file in the same folder and rename it into place, so a full
-    disk or an interruption never leaves a truncated result under the final name."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _write_file(path: Path, write) -> Path:
+    """:func:`teachdiff.store.checkpoint.atomic_write` (never a truncated result under the final name),
+    with an error that says what to do when the disk is full or the folder not writable."""
+    from teachdiff.store.checkpoint import atomic_write
+
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        atomic_write(path, write)
     except OSError as err:
         raise PermissionError(f"could not write {path} ({err.strerror or err}); check free disk space and that "
                               "the --out folder is writable.") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -473,8 +490,8 @@ def _write_result(stem: Path, values: np.ndarray, kind: str, bit_depth: int, n_s
     from PIL import Image
 
     values = np.ascontiguousarray(values, dtype=np.float32)
-    tif = _atomic_write(stem.with_name(stem.name + ".tif"),
-                        lambda tmp: tifffile.imwrite(tmp, values, description=json.dumps(metadata)))
-    png = _atomic_write(stem.with_name(stem.name + ".png"),
-                        lambda tmp: Image.fromarray(_preview(values, kind, bit_depth, n_samples)).save(tmp, format="PNG"))
+    tif = _write_file(stem.with_name(stem.name + ".tif"),
+                      lambda tmp: tifffile.imwrite(tmp, values, description=json.dumps(metadata)))
+    png = _write_file(stem.with_name(stem.name + ".png"),
+                      lambda tmp: Image.fromarray(_preview(values, kind, bit_depth, n_samples)).save(tmp, format="PNG"))
     return [tif, png]

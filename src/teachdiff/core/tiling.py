@@ -9,13 +9,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-__all__ = ["pad_reflect", "blend_window", "default_overlap", "default_halo", "TilePlan", "plan_tiles", "tiled_apply"]
+__all__ = ["pad_amount", "pad_reflect", "blend_window", "default_overlap", "default_halo", "TilePlan", "plan_tiles",
+           "tiled_apply"]
 
 
 OVERLAP_FRACTION = 1 / 8
 
 
-def _pad_amounts(size: int, multiple: int) -> int:
+def pad_amount(size: int, multiple: int) -> int:
+    """Pixels to add to a side of ``size`` to reach the next multiple of ``multiple`` (the network's
+    size multiple, its total down-sampling factor)."""
     return (-size) % multiple
 
 
@@ -161,7 +164,7 @@ def plan_tiles(shape: Sequence[int], tile: int, overlap: int | None = None, mult
     overlap = int(overlap)
     halo = default_halo(overlap) if halo is None else min(int(halo), overlap // 2)
     h, w = (int(s) for s in shape[-2:])
-    padded_h, padded_w = h + _pad_amounts(h, multiple), w + _pad_amounts(w, multiple)
+    padded_h, padded_w = h + pad_amount(h, multiple), w + pad_amount(w, multiple)
     # Origins on the pooling grid, unless the stride cannot hold one step of it (a network that
     # takes a single input size, whose tile is its size multiple: pix2pix).
     align = multiple if tile - overlap >= multiple else 1

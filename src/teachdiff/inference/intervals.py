@@ -10,13 +10,19 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["sample_interval", "samples_for_level"]
+__all__ = ["check_level", "sample_interval", "samples_for_level"]
 
 
-def _check_level(level: float) -> float:
+def check_level(level: float) -> float:
+    """The coverage level of an interval as a float strictly between 0 and 1, else a clear error."""
     if not 0 < float(level) < 1:
         raise ValueError(f"the coverage level must lie strictly between 0 and 1 (e.g. 0.9), got {level!r}.")
     return float(level)
+
+
+# The old private name, while teachdiff.evaluation.metrics.uncertainty still imports it (issue 26: it
+# should import check_level; then this line goes).
+_check_level = check_level
 
 
 def sample_interval(samples, level: float = 0.9, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +38,7 @@ def sample_interval(samples, level: float = 0.9, axis: int = 0) -> tuple[np.ndar
     87.5 % for the paper's N = 15, so a "90 %" interval from 15 samples is a 87.5 % interval even
     for a perfect model. ``axis`` is the sample axis. Returns (lower, upper).
     """
-    level = _check_level(level)
+    level = check_level(level)
     values = samples.detach().to("cpu").double().numpy() if isinstance(samples, torch.Tensor) else samples
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or not np.isfinite(values).all():
@@ -46,6 +52,6 @@ def sample_interval(samples, level: float = 0.9, axis: int = 0) -> tuple[np.ndar
 def samples_for_level(level: float) -> int:
     """The fewest samples whose widest interval, [min, max], can cover ``level``: the smallest N
     with (N - 1) / (N + 1) >= level (19 for 90 %, 39 for 95 %; see :func:`sample_interval`)."""
-    level = _check_level(level)
+    level = check_level(level)
     n = max(2, math.ceil((1 + level) / (1 - level) - 1e-9))
     return n if (n - 1) / (n + 1) >= level - 1e-12 else n + 1

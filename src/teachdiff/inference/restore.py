@@ -36,17 +36,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+
 import numpy as np
 import torch
-from teachdiff.data import from_model_range, to_model_range
-from teachdiff.data.io import bit_depth_of
+
 from teachdiff.core.diffusion import NoiseSchedule
 from teachdiff.core.progress import CallProgress, as_progress
-from teachdiff.inference.sampling import FAST_SAMPLING
+from teachdiff.core.scale import from_model_range, to_model_range
 from teachdiff.core.tiling import tiled_apply
+from teachdiff.data.io import bit_depth_of
 from teachdiff.inference.sampling import Model, sample_tiled
+from teachdiff.inference.settings import FAST_SAMPLING, SamplingSetting
 
-__all__ = ["RestorationResult", "uncertainty_maps", "summarize_samples", "restore", "ddpm_avg", "restore_image", "restore_deterministic", "restore_with"]
+__all__ = ["RestorationResult", "uncertainty_maps", "summarize_samples", "restore", "ddpm_avg", "restore_image",
+           "restore_deterministic", "draws_samples", "restore_method_image", "restore_with", "DETERMINISTIC_TILE"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,12 +73,15 @@ class RestorationResult:
     - ``lower``, ``upper``: the per-pixel interval of the samples' quantiles
       (:func:`teachdiff.evaluation.metrics.sample_interval`), from :func:`restore_image` with ``interval``;
       otherwise None.
+
+    A method that restores once (:func:`restore_method_image` with a regression) gives its one
+    restoration as ``mean`` and ``sample``, ``n_samples = 1`` and no maps (``std``, ``entropy`` None).
     """
 
     mean: torch.Tensor
     sample: torch.Tensor
-    std: torch.Tensor
-    entropy: torch.Tensor
+    std: torch.Tensor | None
+    entropy: torch.Tensor | None
     n_samples: int
     samples: torch.Tensor | None = None
     lower: torch.Tensor | None = None
@@ -83,7 +89,12 @@ class RestorationResult:
 
 
 def _to_levels(samples: torch.Tensor, levels: int = 256) -> torch.Tensor:
-    """[-1, 1] -> the 0..levels-1 scale (0..255 for the paper's 8-bit images)."""
+    """[-1, 1] -> the 0..levels-1 scale (0..255 for the paper's 8-bit images).
+
+    Not :func:`teachdiff.core.scale.from_model_range`, which clamps to [-1, 1] and takes a bit depth:
+    Eq. 15's spread is that of the samples as drawn (a sampler without ``clip`` may leave [-1, 1]),
+    and ``levels`` need not be a power of two. Eq. 16 clamps after rounding, in :func:`uncertainty_maps`.
+    """
     return (samples.float() + 1) / 2 * (levels - 1)
 
 
@@ -142,6 +153,11 @@ def restore(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: i
             seed: int | None = None, eta: float = 0.0, clip: bool = True, variance: str = "beta",
             levels: int = 256) -> RestorationResult:
     """DDPM-avg of ``n_samples`` samples (default 15, §S5) with its uncertainty maps (§S5.1).
+
+    The defaults are the paper's sampler (``sampler="ddpm"``, all T steps of Eq. 7, 15 samples), as
+    everywhere at this level, where a network and a schedule are passed: it shows the paper's
+    method. Restoring with a trained method (:func:`restore_method_image`, ``teachdiff restore``)
+    defaults to the fast setting instead (:data:`teachdiff.inference.settings.FAST_SAMPLING`).
 
     x: (N, C, H, W) in [-1, 1], any size. With ``tile=None`` the whole image goes through the
     network at once (padded to its size multiple); with ``tile=64`` (say) it is processed in
@@ -202,8 +218,10 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
                          "not a z-stack (Z, H, W); convert it to grayscale first (e.g. skimage.color.rgb2gray), "
                          "or pass a stack with the slices along the first axis.")
     bit_depth = bit_depth if bit_depth is not None else bit_depth_of(image.dtype)
-    to_model = normalization.input_to_model if normalization is not None else partial(to_model_range, bit_depth=bit_depth)
-    back = normalization.from_model if normalization is not None else partial(from_model_range, bit_depth=bit_depth)
+    if normalization is not None:
+        to_model, back = normalization.input_to_model, normalization.from_model
+    else:
+        to_model, back = partial(to_model_range, bit_depth=bit_depth), partial(from_model_range, bit_depth=bit_depth)
     stack = image[None] if image.ndim == 2 else image
     meter, owned = as_progress(progress)
     if meter is not None and meter.bar is None:
@@ -240,7 +258,12 @@ def restore_image(model: Model, image: np.ndarray, schedule: NoiseSchedule, n_sa
     return RestorationResult(**arrays, n_samples=n_samples)
 
 
-def restore_deterministic(method, image: np.ndarray, normalization, tile: int | None = 256,
+DETERMINISTIC_TILE = 256
+"""The tile of a method that restores once, for ``tile="auto"``: its convolutions cost the same per
+pixel at any tile size, so the tile only bounds the memory."""
+
+
+def restore_deterministic(method, image: np.ndarray, normalization, tile: int | None = DETERMINISTIC_TILE,
                           overlap: int | None = None, batch_size: int | None = None,
                           progress: bool = False) -> np.ndarray:
     """A regression method (CARE, Noise2Void, pix2pix, UNet-RCAN: anything with ``.restore(x)`` from
@@ -266,21 +289,53 @@ def restore_deterministic(method, image: np.ndarray, normalization, tile: int | 
     return out[0] if image.ndim == 2 else out
 
 
+def draws_samples(method) -> bool:
+    """Whether ``method`` draws samples of p(y | x) (``stochastic``: the DDPM) rather than restoring
+    once. Anything without the attribute (an object with only ``restore(x)``) restores once."""
+    return bool(getattr(method, "stochastic", False))
+
+
+def restore_method_image(method, image: np.ndarray, *, normalization=None, sampling: SamplingSetting = FAST_SAMPLING,
+                         tile: int | str | None = "auto", overlap: int | None = None, seed: int = 0,
+                         batch_size: int | None = None, interval: float | None = None, calibration=None,
+                         progress: bool | CallProgress = False) -> RestorationResult:
+    """Any trained method (``teachdiff.store.resolve.load_method``) on a NumPy image (H, W) or z-stack
+    (Z, H, W) of any size and bit depth: a :class:`RestorationResult` of float32 arrays of its shape.
+
+    A method that :func:`draws_samples` gives DDPM-avg of ``sampling.samples`` samples with its maps
+    (:func:`restore_image` with the method's ``denoiser``, ``schedule`` and ``sampler_options()``;
+    ``sampling`` defaults to the fast setting, :data:`teachdiff.inference.settings.FAST_SAMPLING`),
+    and with ``interval`` the ``lower`` and ``upper`` bounds. Any other method restores once
+    (:func:`restore_deterministic`; ``tile="auto"`` is :data:`DETERMINISTIC_TILE`) and ignores
+    ``sampling`` and ``seed``; it has no samples for an ``interval``.
+    ``normalization`` (a :class:`teachdiff.data.folder.Normalization`) maps intensities both ways;
+    default: the method's own, from :func:`teachdiff.data.folder.restore_normalization`.
+    """
+    from teachdiff.data.folder import restore_normalization
+
+    if normalization is None:
+        normalization, _ = restore_normalization(getattr(method, "normalization", None), np.asarray(image))
+    if draws_samples(method):
+        return restore_image(method.denoiser, image, method.schedule, n_samples=sampling.samples,
+                             sampler=sampling.sampler, steps=sampling.steps, eta=sampling.eta, tile=tile,
+                             overlap=overlap, seed=seed, batch_size=batch_size, progress=progress,
+                             normalization=normalization, interval=interval, calibration=calibration,
+                             **method.sampler_options())
+    if interval is not None:
+        raise ValueError(f"an interval needs samples, but this {getattr(method, 'kind', '?')} model restores "
+                         "each image once; only a model that samples (the DDPM) gives intervals.")
+    restored = restore_deterministic(method, image, normalization, DETERMINISTIC_TILE if tile == "auto" else tile,
+                                     overlap, batch_size, progress=bool(progress))
+    return RestorationResult(mean=restored, sample=restored, std=None, entropy=None, n_samples=1)
+
+
 def restore_with(method, image: np.ndarray, n_samples: int = FAST_SAMPLING.samples,
                  sampler: str = FAST_SAMPLING.sampler, steps: int = FAST_SAMPLING.steps,
                  eta: float = FAST_SAMPLING.eta, seed: int = 0, tile: int | str | None = "auto",
                  progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any trained method (``teachdiff.store.resolve.load_method``) on a NumPy image, in the image's own
-    intensity scale, with the normalisation the method was trained with: ``(restoration, std)``.
-    A DDPM gives DDPM-avg of ``n_samples`` samples (default: the fast setting) and its Eq. 15
+    """:func:`restore_method_image` as ``(restoration, std)``, in the image's own intensity scale:
+    a DDPM gives DDPM-avg of ``n_samples`` samples (default: the fast setting) and its Eq. 15
     standard-deviation map; a regression method gives its output and None."""
-    from teachdiff.data.folder import restore_normalization
-
-    scaling, _ = restore_normalization(getattr(method, "normalization", None), np.asarray(image))
-    if getattr(method, "kind", None) == "ddpm":
-        config = getattr(method, "config", None)
-        result = restore_image(method.unet, image, method.schedule, n_samples=n_samples, sampler=sampler,
-                               steps=steps, eta=eta, seed=seed, tile=tile, progress=progress, normalization=scaling,
-                               clip=getattr(config, "clip", True), variance=getattr(config, "variance", "beta"))
-        return result.mean, result.std
-    return restore_deterministic(method, image, scaling, 256 if tile == "auto" else tile, progress=progress), None
+    result = restore_method_image(method, image, sampling=SamplingSetting(sampler, steps, n_samples, eta),
+                                  seed=seed, tile=tile, progress=progress)
+    return result.mean, result.std

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import math
 from typing import Callable
+
 import torch
+
 import teachdiff
 from teachdiff.core.diffusion import NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample, dpm_solver_pp_sample
-from teachdiff.core.progress import CallProgress, as_progress
-
 from teachdiff.core.noise import NoiseField
+from teachdiff.core.progress import CallProgress, as_progress
+from teachdiff.core.tiling import (check_image_batch, check_positive_int, pad_amount, pad_reflect, plan_tiles,
+                                   tiled_apply)
+from teachdiff.inference.budget import (_EvalMode, _model_device, _size_multiple, _target_channels,
+                                        default_batch_size, default_tile)
 from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING, SAMPLERS, SamplingSetting
-from teachdiff.core.tiling import _pad_amounts, check_image_batch, check_positive_int, pad_reflect, plan_tiles, tiled_apply
-from teachdiff.inference.budget import _EvalMode, _model_device, _size_multiple, _target_channels, default_batch_size, default_tile
 
 __all__ = ["SamplingSetting", "PAPER_SAMPLING", "FAST_SAMPLING", "sample", "sample_tiled"]
-
-
 
 
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -128,7 +129,7 @@ def sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, n_samples: in
     n_samples = check_positive_int(n_samples, "n_samples")
     n, _, h, w = x.shape
     m = _size_multiple(model)
-    xp = pad_reflect(x, 0, _pad_amounts(h, m), 0, _pad_amounts(w, m))
+    xp = pad_reflect(x, 0, pad_amount(h, m), 0, pad_amount(w, m))
     if batch_size is None:
         batch_size = default_batch_size(model, *xp.shape[2:])
     batch_size = check_positive_int(batch_size, "batch_size")

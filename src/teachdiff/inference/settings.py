@@ -3,6 +3,20 @@ and the samplers there are.
 
 Apart from :mod:`teachdiff.inference.sampling` (which re-exports them) because the command line's
 help texts quote them, and ``teachdiff --help`` must not import torch.
+
+One setting travels from the command line's flags to the sampler: ``teachdiff restore`` builds a
+:class:`SamplingSetting` from ``--sampler --steps --samples --eta`` and passes it down
+(:func:`teachdiff.inference.restore.restore_method_image`). Its default is :data:`FAST_SAMPLING`, for
+the command line and for restoring with a trained method in Python. Two places choose otherwise,
+on purpose: the functions that take a bare network and schedule (``inference.sampling.sample``,
+``inference.restore.restore`` and ``restore_image``) default to the paper's sampler, DDPM over all
+T steps, because they show the paper's method; and the trainer validates with one deterministic
+DDIM sample of ``DiffusionConfig.val_steps`` steps (``DiffusionMethod.restore``).
+
+The seed and the clipping are not part of a setting: the seed only picks which samples are drawn,
+and ``clip`` (with Eq. 7's ``variance``) is how the model was trained, so it comes from the model
+(``DiffusionMethod.sampler_options()``). Calibrations and the frontier record a setting by these
+four fields.
 """
 
 from __future__ import annotations

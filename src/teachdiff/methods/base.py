@@ -39,6 +39,12 @@ class RestorationMethod(nn.Module):
     sets ``custom_step = True`` and implements ``training_step`` (mixed precision included).
     ``training_only`` names submodules that restoring never uses (a GAN's discriminator): a
     released checkpoint (``teachdiff.store.zoo.export_checkpoint``) leaves them out.
+
+    Restoring a whole image (``teachdiff.inference.restore.restore_method_image``) asks a method what
+    it is, never its ``kind``: a ``stochastic`` method draws samples of p(y | x) and gives
+    DDPM-avg with uncertainty maps; it provides ``denoiser`` (the network eps_theta the samplers
+    call), ``schedule`` (the noise schedule {alpha_t}) and ``sampler_options()``. Any other method
+    restores once, with ``restore(x)``.
     """
 
     kind: ClassVar[str] = ""
@@ -46,6 +52,7 @@ class RestorationMethod(nn.Module):
     supervised: ClassVar[bool] = True
     custom_step: ClassVar[bool] = False
     training_only: ClassVar[tuple[str, ...]] = ()
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, config):
         super().__init__()
@@ -58,6 +65,17 @@ class RestorationMethod(nn.Module):
     @torch.no_grad()
     def restore(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the input x the network reads: 1, grayscale, unless the network says otherwise."""
+        return 1
+
+    @property
+    def training_patch_size(self) -> int | None:
+        """The side of the training patches where the network records it (the DDPM's U-Net is built
+        for one, ``image_size``), else None: the data card, when there is one, says it for every method."""
+        return None
 
     def make_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)]

@@ -36,11 +36,30 @@ class DiffusionMethod(RestorationMethod):
 
     kind = "ddpm"
     config_class = DiffusionConfig
+    stochastic = True
 
     def __init__(self, config: DiffusionConfig | None = None):
         super().__init__(config or DiffusionConfig())
         self.unet = MPUNet(self.config.unet)
         self.schedule = NoiseSchedule(T=self.config.T, s=self.config.s)
+
+    @property
+    def denoiser(self) -> MPUNet:
+        """The noise-prediction network eps_theta(x, y_t, gamma) that every sampler calls."""
+        return self.unet
+
+    def sampler_options(self) -> dict:
+        """How the samplers must run this model, as it was trained: ``clip`` the y_0 estimate to
+        [-1, 1], and the ``variance`` of Eq. 7 (beta_t as written, or the posterior's)."""
+        return {"clip": self.config.clip, "variance": self.config.variance}
+
+    @property
+    def input_channels(self) -> int:
+        return self.unet.config.cond_channels
+
+    @property
+    def training_patch_size(self) -> int:
+        return self.unet.config.image_size
 
     @torch.no_grad()
     def calibrate(self, items: list[dict]) -> None:
@@ -56,8 +75,12 @@ class DiffusionMethod(RestorationMethod):
 
     @torch.no_grad()
     def restore(self, x, generator=None, sampler: str = "ddim", steps: int | None = None):
-        """One sample per input, (N, C, H, W): DDIM with ``val_steps`` steps by default (cheap and
-        deterministic given the generator), or the full ancestral sampler with ``sampler="ddpm"``."""
+        """One sample per input, (N, C, H, W): DDIM with ``val_steps`` steps by default, or the full
+        ancestral sampler with ``sampler="ddpm"``.
+
+        Deliberately not the restoration default (:data:`teachdiff.inference.settings.FAST_SAMPLING`,
+        a mean of samples): this is the trainer's validation sampler, one cheap sample that is
+        deterministic given the generator, so that validation MAE moves only with the weights."""
         if sampler == "ddpm":
             out = ddpm_sample(self.unet, x, self.schedule, clip=self.config.clip, variance=self.config.variance,
                               generator=generator)
