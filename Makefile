@@ -41,7 +41,7 @@ book-strict:
 
 ## A student version of the notebooks: solution cells removed (written to _student/).
 student: $(STAMP)
-	$(PY) -m teachdiff.book.tools student notebooks _student
+	$(PY) -m teachdiff.cli.book student notebooks _student
 
 sync: $(STAMP)
 	$(PY) -m jupytext --sync notebooks/*.md

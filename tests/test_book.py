@@ -13,6 +13,7 @@ yaml = pytest.importorskip("yaml")
 nbformat = pytest.importorskip("nbformat")
 
 from teachdiff.book import tools as book_tools  # noqa: E402
+from teachdiff.cli import book as book_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
@@ -150,12 +151,12 @@ def test_make_student_version_writes_ipynb_and_myst_without_solutions(tmp_path):
 
 
 def test_student_cli_on_the_real_chapters(tmp_path, capsys):
-    assert book_tools.main(["student", str(ROOT / "notebooks"), str(tmp_path / "out")]) == 0
+    assert book_cli.main(["student", str(ROOT / "notebooks"), str(tmp_path / "out")]) == 0
     for md in NOTEBOOKS:
         original = [t for _, _, t in _cells(md)]
         student = [t for _, _, t in _cells(tmp_path / "out" / md.name)]
         assert sum("solution" in t for t in original) > 0
         assert not any("solution" in t for t in student)
         assert (tmp_path / "out" / md.with_suffix(".ipynb").name).exists()
-    assert book_tools.main(["student", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 1
+    assert book_cli.main(["student", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 1
     assert "does not exist" in capsys.readouterr().err

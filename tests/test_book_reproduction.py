@@ -11,10 +11,11 @@ import pytest
 from scipy import ndimage
 from scipy import stats as scipy_stats
 
+from teachdiff.book import experiments
 from teachdiff.book import reproduction as book
 from teachdiff.evaluation import metrics
 from teachdiff.data.synthetic import simulate_pair, simulate_synapse_stack
-from teachdiff.evaluation.reproduce import TABLE_METRICS
+from teachdiff.evaluation.evaluate import TABLE_METRICS
 
 
 def _row(method, mae, **extra):
@@ -85,25 +86,25 @@ def test_capture_ladder_follows_one_over_root_k_for_pure_noise():
     rng = np.random.default_rng(0)
     gt = np.full((4, 64, 64), 100.0)
     captures = gt + rng.normal(0, 8.0, size=(16, 4, 64, 64))
-    ladder = book.capture_ladder(captures, gt)
+    ladder = experiments.capture_ladder(captures, gt)
     for k, mae in ladder.items():  # E|N(0, s^2 / k)| = s sqrt(2 / pi) / sqrt(k)
         assert mae == pytest.approx(8.0 * math.sqrt(2 / math.pi) / math.sqrt(k), rel=0.03)
     with pytest.raises(ValueError, match="needs 32 captures"):
-        book.capture_ladder(captures, gt, ks=(1, 32))
+        experiments.capture_ladder(captures, gt, ks=(1, 32))
 
 
 def test_captures_worth_interpolates_in_log_log():
     ladder = {1: 8.0, 4: 4.0, 16: 2.0}
-    assert book.captures_worth(ladder, math.sqrt(32)) == pytest.approx(2.0)  # halfway between 1 and 4
-    assert book.captures_worth(ladder, 4.0) == pytest.approx(4.0)
-    assert book.captures_worth(ladder, 9.0) == 0.0 and book.captures_worth(ladder, 1.0) == math.inf
+    assert experiments.captures_worth(ladder, math.sqrt(32)) == pytest.approx(2.0)  # halfway between 1 and 4
+    assert experiments.captures_worth(ladder, 4.0) == pytest.approx(4.0)
+    assert experiments.captures_worth(ladder, 9.0) == 0.0 and experiments.captures_worth(ladder, 1.0) == math.inf
 
 
 def test_rescale_maps_are_the_map_that_clip_and_rescale_applies():
     rng = np.random.default_rng(1)
     outputs = {"care": rng.uniform(-10, 90, (3, 32, 32)), "ddpm-avg": rng.uniform(20, 200, (3, 32, 32))}
     reference = metrics.IntensityReference.from_images(rng.uniform(0, 255, (2, 32, 32)))
-    for name, (gain, offset) in book.rescale_maps(outputs, reference).items():
+    for name, (gain, offset) in experiments.rescale_maps(outputs, reference).items():
         expected = metrics.clip_and_rescale(outputs[name], reference, clip_output=False)
         np.testing.assert_allclose(gain * np.clip(outputs[name], 0, 255) + offset, expected, atol=1e-9)
 
@@ -115,7 +116,7 @@ def test_postprocessing_ablation_scores_each_mode_and_undoes_a_known_shift():
     moved = np.stack([ndimage.shift(g, (1.0, -0.5), order=3, mode="nearest") for g in gt])
     reference = metrics.IntensityReference.from_images(gt)
     result = {"gt": gt, "reference": reference, "outputs": {"care": dim, "ddpm-avg": moved}}
-    rows = {r["method"]: r for r in book.postprocessing_ablation(result)}
+    rows = {r["method"]: r for r in experiments.postprocessing_ablation(result)}
     plain = np.median([np.abs(d - g).mean() for d, g in zip(dim, gt)])
     assert rows["care"][("none", False)] == pytest.approx(plain)
     assert rows["care"][("paper", False)] < plain  # the map repairs the contrast of CARE ...
@@ -127,7 +128,7 @@ def test_displacement_penalty_charges_sharp_images_and_not_flat_ones():
     rng = np.random.default_rng(3)
     gt = np.clip(ndimage.gaussian_filter(rng.uniform(0, 255, (2, 64, 64)), (0, 1.5, 1.5)) * 4 - 380, 0, 255)
     flat = np.full_like(gt, gt.mean())
-    rows = {(r["method"], r["d"]): r for r in book.displacement_penalty({"flat": flat}, gt, displacements=(0, 1, 2))}
+    rows = {(r["method"], r["d"]): r for r in experiments.displacement_penalty({"flat": flat}, gt, displacements=(0, 1, 2))}
     assert rows["gt", 0.0]["mae"] == pytest.approx(0, abs=1e-9)
     assert 0 < rows["gt", 1.0]["mae"] < rows["gt", 2.0]["mae"]
     assert rows["flat", 2.0]["mae"] == pytest.approx(rows["flat", 0.0]["mae"])  # nothing to displace
@@ -139,15 +140,15 @@ def test_puncta_readout_finds_each_spot_and_reads_a_uniform_dimming():
     for r, c in centres:
         gt[0, r, c] = 200.0
     gt = ndimage.gaussian_filter(gt, (0, 1.2, 1.2)) * 2 * np.pi * 1.2**2
-    readout = book.puncta_readout({"dim": 0.5 * gt}, gt)
+    readout = experiments.puncta_readout({"dim": 0.5 * gt}, gt)
     assert readout["gt"].size == len(centres)
     np.testing.assert_allclose(readout["dim"] / readout["gt"], 0.5)
 
 
 def test_z_roughness_is_the_mean_step_between_slices():
-    assert book.z_roughness(np.full((5, 4, 4), 7.0)) == 0
+    assert experiments.z_roughness(np.full((5, 4, 4), 7.0)) == 0
     alternating = np.stack([np.full((4, 4), 10.0 * (z % 2)) for z in range(6)])
-    assert book.z_roughness(alternating) == pytest.approx(10.0)
+    assert experiments.z_roughness(alternating) == pytest.approx(10.0)
 
 
 def test_the_synapse_stack_is_deterministic_and_its_slices_look_like_the_2d_case():
@@ -182,7 +183,7 @@ def test_test_split_note_counts_what_reproduce_scores(zebrafish_stand_in):
 
 def test_synthetic_captures_are_new_noise_on_the_test_fields(zebrafish_stand_in):
     test_set = zebrafish_stand_in.test_set()
-    captures, gt = book.synthetic_captures(zebrafish_stand_in, [0, 1], 3, test_set=test_set)
+    captures, gt = experiments.synthetic_captures(zebrafish_stand_in, [0, 1], 3, test_set=test_set)
     assert captures.shape == (3, 2, *gt.shape[1:])
     first = test_set[0]
     np.testing.assert_allclose(gt[0], (first["y"][0].numpy() + 1) * 127.5, atol=1e-4)

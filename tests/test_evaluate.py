@@ -193,3 +193,37 @@ def test_evaluate_scores_small_images_with_fewer_ms_ssim_scales(tmp_path, capsys
                 for i in range(3)]
     np.testing.assert_allclose(scored, expected, rtol=1e-6)
     assert all(0.5 < s < 1 for s in scored)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 26: the Python API the command calls; its messages name keywords, not flags
+# ----------------------------------------------------------------------------------------------
+
+
+def test_evaluate_folders_returns_rows_table_and_notes(folders):
+    pred_dir, gt_dir = folders
+    scored = evaluate.evaluate_folders(pred_dir, gt_dir, ["noisy", "good"], pixel_size=20, lpips=False,
+                                       progress=False)
+    assert scored.methods == ["noisy", "good"]
+    assert [(r["method"], r["image"]) for r in scored.rows][:2] == [("noisy", "img_0"), ("noisy", "img_1")]
+    good = next(r for r in scored.table if r["method"] == "good")
+    noisy = next(r for r in scored.table if r["method"] == "noisy")
+    assert good["mae"] < noisy["mae"] and good["n_images"] == 3 and "mae_stars" in good
+    assert evaluate.median_table_markdown(scored.table).startswith("| Method | MAE ↓ |")
+
+
+def test_evaluate_folders_messages_name_python_keywords(folders, tmp_path):
+    pred_dir, gt_dir = folders
+    with pytest.raises(ValueError, match=r"methods \['CARE'\] not found"):
+        evaluate.evaluate_folders(pred_dir, gt_dir, ["CARE"], progress=False)
+    with pytest.raises(ValueError, match=r"pred_range=\(LOW, HIGH\) needs LOW < HIGH"):
+        evaluate.evaluate_folders(pred_dir, gt_dir, pred_range=(1, 0), progress=False)
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    for path in sorted(gt_dir.iterdir()):
+        tifffile.imwrite(unit / f"{path.stem}.tif", np.asarray(Image.open(path), dtype=np.float32) / 255)
+    with pytest.raises(ValueError, match=r"pass pred_range=\(0, 1\)") as refused:
+        evaluate.evaluate_folders(unit, gt_dir, lpips=False, progress=False)
+    assert "--" not in str(refused.value)
+    scored = evaluate.evaluate_folders(unit, gt_dir, pred_range=(0, 1), lpips=False, progress=False)
+    assert max(r["mae"] for r in scored.rows) < 1e-3

@@ -222,7 +222,8 @@ def rescore_half(dataset: str, runs: Path, tables: dict[str, list[dict]], progre
     of ``runs/<dataset>/scores.csv`` replaced by reproduce's on a copy of the run whose weights are
     rounded to float16 (every mode), and the tables rebuilt from all rows (the tests against
     DDPM-avg included)."""
-    from teachdiff.evaluation.reproduce import ReproduceConfig, _median_table, _write_csv, reproduce
+    from teachdiff.evaluation.evaluate import write_scores_csv
+    from teachdiff.evaluation.reproduce import ReproduceConfig, _median_table, reproduce
     from teachdiff.store.checkpoint import atomic_write
 
     todo = [m for m in HALF_PRECISION
@@ -243,7 +244,7 @@ def rescore_half(dataset: str, runs: Path, tables: dict[str, list[dict]], progre
                                   postprocessing=POSTPROCESSING)
         rescored = iter(r for r in reproduce(cfg, half_run, progress=progress)["rows"] if r["method"] == model)
         rows = [next(rescored) if r["method"] == model else r for r in rows]  # same modes, images, order
-    _write_csv(scores, rows)
+    write_scores_csv(scores, rows)
     tables = {mode: _median_table([r for r in rows if r["postprocessing"] == mode], dataset) for mode in POSTPROCESSING}
     for row in (r for t in tables.values() for r in t):
         if row["method"] in HALF_PRECISION:

@@ -1,6 +1,6 @@
 """Tools for instructors: a student version of the course notebooks, without the solutions.
 
-    python -m teachdiff.book.tools student notebooks _student      # what `make student` runs
+    python -m teachdiff.cli.book student notebooks _student      # what `make student` runs
 
 Every exercise solution in the book is a code cell tagged ``solution`` (and ``hide-cell``, so the
 HTML shows it collapsed). The student version removes those cells, puts one empty code cell
@@ -11,12 +11,10 @@ sources are converted. Existing files are never overwritten unless ``--overwrite
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
 from pathlib import Path
 
-__all__ = ["SOLUTION_TAG", "is_solution", "strip_solutions", "make_student_version", "main"]
+__all__ = ["SOLUTION_TAG", "is_solution", "strip_solutions", "make_student_version"]
 
 SOLUTION_TAG = "solution"
 PLACEHOLDER = "# Your solution here (the instructor's version has one).\n"
@@ -96,24 +94,3 @@ def _is_notebook_md(path: Path) -> bool:
     """A MyST notebook has a jupytext header with a kernelspec (plain pages do not)."""
     head = path.read_text(encoding="utf-8")[:2000]
     return head.startswith("---") and "kernelspec" in head
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m teachdiff.book.tools", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    student = commands.add_parser("student", help="write the notebooks without solution cells")
-    student.add_argument("src", help="folder of the chapters, e.g. notebooks")
-    student.add_argument("dst", help="output folder, e.g. _student")
-    student.add_argument("--overwrite", action="store_true", help="replace existing files in dst")
-    args = parser.parse_args(argv)
-    try:
-        written = make_student_version(args.src, args.dst, overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ImportError) as err:
-        print(f"book_tools student: error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {len(written)} student notebooks (solutions removed) to {args.dst}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import sys
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+
 from teachdiff.cli.args import positive_float, positive_int
-if TYPE_CHECKING:
-    pass
-from teachdiff.evaluation.evaluate import MS_SSIM_SCALES, TABLE_METRICS, _check_ranges, _check_writable, _common_names, _image_files, _match_predictions, _method_dirs, _to_255, read_image_255
+from teachdiff.evaluation.evaluate import MS_SSIM_SCALES, evaluate_folders, median_table_markdown, write_scores_csv
 
 
 def add_parser(subparsers) -> None:
@@ -69,79 +66,51 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from teachdiff.evaluation import metrics, stats
-
     for target in (args.out, args.table):
         if target is not None:
-            _check_writable(target, args.overwrite)
-    if not args.pixel_size > 0:
-        raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}.")
-    pred_range = getattr(args, "pred_range", None)
-    if pred_range is not None and not pred_range[0] < pred_range[1]:
-        raise ValueError(f"--pred-range LOW HIGH needs LOW < HIGH, got {pred_range[0]:g} {pred_range[1]:g}.")
-    bit_depth = getattr(args, "bit_depth", None)
-    if bit_depth is not None and not 1 <= bit_depth <= 16:
-        raise ValueError(f"--bit-depth must be between 1 and 16 (e.g. 12), got {bit_depth}.")
-    progress = not getattr(args, "no_progress", False)
-    scales = getattr(args, "ms_ssim_scales", MS_SSIM_SCALES)
-    if not 1 <= scales <= MS_SSIM_SCALES:
-        raise ValueError(f"--ms-ssim-scales must be between 1 and {MS_SSIM_SCALES}, got {scales}.")
-    notes: list[str] = []
-    gt_files = _image_files(args.gt, "--gt", notes)
-    method_dirs = _method_dirs(args.pred, args.methods)
-    predictions = {
-        method: _match_predictions(_image_files(folder, f"predictions of {method}", notes), gt_files, method, notes)
-        for method, folder in method_dirs.items()
-    }
-    names = _common_names(predictions, gt_files, notes)
-    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range, bit_depth, scales)
-
-    rows = []
-    no_peak = 0
-    for method, matched in predictions.items():
-        for name in tqdm(names, desc=f"scoring {method}", file=sys.stderr, disable=not progress):
-            pred_path, gt_path = matched[name], gt_files[name]
-            pred = _to_255(read_image_255(pred_path, bit_depth)[0], pred_range)
-            gt = read_image_255(gt_path, bit_depth)[0]
-            measured = metrics.evaluate(pred, gt, pixel_size=args.pixel_size, lpips=not args.no_lpips,
-                                        ms_ssim_scales=scales)
-            scores = metrics.without_grid_floor(measured, args.pixel_size)
-            no_peak += np.isfinite(measured["resolution"]) and not np.isfinite(scores["resolution"])
-            rows.append({"method": method, "image": name, "pixel_size": args.pixel_size, **scores})
-    if no_peak:
-        notes.append(f"{no_peak} prediction(s) have no decorrelation peak beyond the grid's first radius: their "
-                     "resolution is not a measurement and is reported as nan (n/a), see metrics.without_grid_floor.")
-
+            check_writable(target, args.overwrite)
+    scored = evaluate_folders(args.pred, args.gt, args.methods, pixel_size=args.pixel_size,
+                              pred_range=args.pred_range, bit_depth=args.bit_depth, lpips=not args.no_lpips,
+                              ms_ssim_scales=args.ms_ssim_scales, progress=not args.no_progress, option=flag)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-    table = stats.median_table(stats.scores_from_rows(rows, TABLE_METRICS), TABLE_METRICS)
-    markdown = stats.format_markdown(
-        table,
-        TABLE_METRICS,
-        labels={name: metrics.METRICS[name].label for name in TABLE_METRICS},
-        higher_is_better={name: metrics.METRICS[name].higher_is_better for name in TABLE_METRICS},
-    )
+    write_scores_csv(args.out, scored.rows)
+    markdown = median_table_markdown(scored.table)
     if args.table is not None:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text(markdown + "\n")
-    for note in notes:
+    for note in scored.notes:
         print(f"note: {note}")
-    if converted_16bit:
-        print(f"note: {converted_16bit} 16-bit image(s) were put on 0..255 by dividing by 257.")
-    if pred_range is not None:
-        print(f"note: predictions were mapped from [{pred_range[0]:g}, {pred_range[1]:g}] onto 0..255 (--pred-range).")
-    if scales != MS_SSIM_SCALES:
-        print(f"note: MS-SSIM over {scales} scale(s) (--ms-ssim-scales; exponents renormalised): not comparable "
-              f"with the paper's {MS_SSIM_SCALES}-scale values.")
-    print(f"Scored {len(rows)} image(s) of {len(method_dirs)} method(s); per-image scores: {args.out}")
-    print(f"Medians [95% bootstrap CI]; stars: Mood's median test against {next(iter(method_dirs))} "
+    if args.pred_range is not None:
+        print(f"note: predictions were mapped from [{args.pred_range[0]:g}, {args.pred_range[1]:g}] onto 0..255 "
+              "(--pred-range).")
+    if args.ms_ssim_scales != MS_SSIM_SCALES:
+        print(f"note: MS-SSIM over {args.ms_ssim_scales} scale(s) (--ms-ssim-scales; exponents renormalised): not "
+              f"comparable with the paper's {MS_SSIM_SCALES}-scale values.")
+    print(f"Scored {len(scored.rows)} image(s) of {len(scored.methods)} method(s); per-image scores: {args.out}")
+    print(f"Medians [95% bootstrap CI]; stars: Mood's median test against {scored.methods[0]} "
           "(*** p<.001, ** p<.01, * p<.05, ns); resolution in units of --pixel-size.")
     print(markdown)
     return 0
+
+
+def flag(name: str, value: str | None = None) -> str:
+    """Messages of :func:`evaluate_folders` name its parameters as this command's flags: ``--pred-range 0 1``."""
+    spelled = "--" + name.replace("_", "-")
+    return spelled if value is None else f"{spelled} {value}"
+
+
+def check_writable(target: Path, overwrite: bool) -> None:
+    """--out / --table can be written, checked before any (slow) scoring."""
+    target = Path(target)
+    if target.is_dir():
+        raise ValueError(f"{target} is a folder; give a file name, e.g. {target / 'scores.csv'}.")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; choose another file or pass --overwrite.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".teachdiff-write-test-"):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write {target} ({err.strerror or err}); choose a file in a writable folder."
+        ) from None

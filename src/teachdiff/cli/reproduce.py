@@ -38,12 +38,12 @@ def add_parser(subparsers) -> None:
                    help="auto: bf16 on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU (teachdiff.core.precision)")
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
     p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
-    from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING
+    from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING, SAMPLERS
 
     fast, paper = FAST_SAMPLING, PAPER_SAMPLING
     p.add_argument("--samples", type=positive_int, help=f"samples averaged for DDPM-avg (default: the preset's; "
                                                         f"paper: {paper.samples}, quick: 4)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++"],
+    p.add_argument("--sampler", choices=SAMPLERS,
                    help=f"default: the preset's. --preset paper reproduces the paper with {paper.sampler} "
                         f"({paper}); quick uses ddim, 10 steps, 4 samples. The fast equivalent of the paper's "
                         f"setting (benchmarks/results/frontier.md) is --sampler {fast.sampler} --steps "

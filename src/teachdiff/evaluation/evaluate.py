@@ -1,6 +1,10 @@
-"""``teachdiff evaluate``: score restored images against ground truth, as in the paper's tables.
+"""Score folders of restored images against ground truth, as in the paper's tables.
 
+    scored = evaluate_folders("results/", "data/test/gt", pixel_size=15)   # Python
     teachdiff evaluate --pred results/ --gt data/test/gt --pixel-size 15 --out scores.csv
+
+The command line (:mod:`teachdiff.cli.evaluate`) calls :func:`evaluate_folders`; its flags are the
+function's parameters (``--pred-range`` is ``pred_range``), and its messages name the flags.
 
 ``--pred`` is either a folder of images (one method) or a folder with one sub-folder per method
 (``results/DDPM-avg/*.tif``, ``results/CARE/*.tif``; ``--methods`` picks and orders them).
@@ -41,15 +45,21 @@ exponents of the scales kept are renormalised: such values are not comparable wi
 from __future__ import annotations
 
 import json
-import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from teachdiff.core.paper import METRICS as PAPER_METRICS
+
 if TYPE_CHECKING:
     import numpy as np
 
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
-TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
+TABLE_METRICS = PAPER_METRICS
+"""The columns of every median table, ``teachdiff evaluate``'s and ``teachdiff reproduce``'s: the
+paper's metrics (Tables 2-5, S3-S5), so that ours can sit beside its numbers."""
 UINT16_DIVISOR = 257.0
 MS_SSIM_SCALES = 5  # the paper's (torchmetrics' default)
 SCORED_RESTORE_OUTPUTS = {"_mean": "DDPM-avg, the mean of the samples", "_restored": "a baseline's output"}
@@ -57,14 +67,166 @@ SCORED_RESTORE_OUTPUTS = {"_mean": "DDPM-avg, the mean of the samples", "_restor
 UNSCORED_RESTORE_OUTPUTS = ("_sample", "_std", "_entropy")
 """restore's single sample and uncertainty maps: not predictions of the DDPM-avg row."""
 
+OptionName = Callable[..., str]
+"""``option(name)`` or ``option(name, value)``: how a message names a parameter, and a value for it
+written as on a command line (``"0 1"``), to whoever called :func:`evaluate_folders`."""
 
-def read_image_255(path: Path, bit_depth: int | None = None) -> tuple[np.ndarray, bool]:
+
+def python_option(name: str, value: str | None = None) -> str:
+    """Messages to a Python caller name the keyword: ``pred_range=(0, 1)``, ``ms_ssim_scales=4``."""
+    if value is None:
+        return name
+    items = value.split()
+    return f"{name}={items[0]}" if len(items) == 1 else f"{name}=({', '.join(items)})"
+
+
+@dataclass
+class FolderScores:
+    """What :func:`evaluate_folders` measured."""
+
+    rows: list[dict]
+    """One per method and image, method by method: ``method``, ``image`` (the file name without
+    extension), ``pixel_size`` and the scores of :func:`teachdiff.evaluation.metrics.evaluate`."""
+    table: list[dict]
+    """:func:`median_table_of_rows` of ``rows``, the first method the reference of Mood's test."""
+    notes: list[str]
+    """What a reader of the scores should know: images skipped (named), restore's outputs scored or
+    left out, PNG previews passed over, 16-bit images converted, resolutions without a peak."""
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods in table order; the first is the reference of the tests."""
+        return [row["method"] for row in self.table]
+
+
+def evaluate_folders(
+    pred: str | Path,
+    gt: str | Path,
+    methods: Sequence[str] | None = None,
+    *,
+    pixel_size: float = 1.0,
+    pred_range: tuple[float, float] | None = None,
+    bit_depth: int | None = None,
+    lpips: bool = True,
+    ms_ssim_scales: int = MS_SSIM_SCALES,
+    progress: bool = True,
+    option: OptionName = python_option,
+) -> FolderScores:
+    """Score the predictions in ``pred`` against the ground truth in ``gt`` (the module's docstring
+    says how files pair and which scales are read).
+
+    ``pred`` holds one method's images or one sub-folder per method (``methods`` picks and orders
+    them). ``pixel_size`` is the unit of the resolution; ``pred_range`` the value range of the
+    predictions, mapped linearly onto 0..255; ``bit_depth`` the bit depth of every image when not
+    8 or 16; ``lpips=False`` skips LPIPS (nan); ``ms_ssim_scales`` below 5 scores images under
+    176 x 176 (not comparable with the paper's values). Every check runs before any scoring;
+    problems are errors whose messages name parameters through ``option``.
+    """
+    import sys
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from teachdiff.evaluation import metrics
+
+    _check_settings(pixel_size, pred_range, bit_depth, ms_ssim_scales, option)
+    notes: list[str] = []
+    gt_files = _image_files(Path(gt), option("gt"), notes)
+    method_dirs = _method_dirs(Path(pred), methods, option)
+    predictions = {
+        method: _match_predictions(_image_files(folder, f"predictions of {method}", notes), gt_files, method, notes,
+                                   option)
+        for method, folder in method_dirs.items()
+    }
+    names = _common_names(predictions, gt_files, notes, option)
+    converted_16bit = _check_ranges(predictions, gt_files, names, pred_range, bit_depth, ms_ssim_scales, option)
+
+    rows = []
+    no_peak = 0
+    for method, matched in predictions.items():
+        for name in tqdm(names, desc=f"scoring {method}", file=sys.stderr, disable=not progress):
+            prediction = _map_range_to_255(read_image_255(matched[name], bit_depth, option)[0], pred_range)
+            truth = read_image_255(gt_files[name], bit_depth, option)[0]
+            measured = metrics.evaluate(prediction, truth, pixel_size=pixel_size, lpips=lpips,
+                                        ms_ssim_scales=ms_ssim_scales)
+            scores = metrics.without_grid_floor(measured, pixel_size)
+            no_peak += np.isfinite(measured["resolution"]) and not np.isfinite(scores["resolution"])
+            rows.append({"method": method, "image": name, "pixel_size": pixel_size, **scores})
+    if no_peak:
+        notes.append(f"{no_peak} prediction(s) have no decorrelation peak beyond the grid's first radius: their "
+                     "resolution is not a measurement and is reported as nan (n/a), see metrics.without_grid_floor.")
+    if converted_16bit:
+        notes.append(f"{converted_16bit} 16-bit image(s) were put on 0..255 by dividing by 257.")
+    return FolderScores(rows, median_table_of_rows(rows), notes)
+
+
+def median_table_of_rows(rows: list[dict], reference: str | None = None) -> list[dict]:
+    """The median table of per-image score rows (dicts with ``method`` and every metric of
+    :data:`TABLE_METRICS`), one row per method in the order they come: for each metric ``m`` what
+    :func:`teachdiff.evaluation.stats.median_table` gives (``m``, ``m_low``, ``m_high``, and Mood's
+    test against ``reference`` in ``m_p`` and ``m_stars``; the first method when ``reference`` is
+    None or not among them), ``m_undefined`` (images without a value, e.g. no decorrelation peak)
+    and ``n_images``."""
+    import numpy as np
+
+    from teachdiff.evaluation import stats
+
+    scores = stats.scores_from_rows(rows, TABLE_METRICS)
+    compared = reference if reference in scores else next(iter(scores), None)
+    table = stats.median_table(scores, TABLE_METRICS, reference=compared)
+    for row in table:
+        for metric in TABLE_METRICS:
+            values = np.asarray(scores[row["method"]][metric], dtype=float)
+            row[f"{metric}_undefined"] = int((~np.isfinite(values)).sum())
+        row["n_images"] = len(scores[row["method"]][TABLE_METRICS[0]])
+    return table
+
+
+def write_scores_csv(path: str | Path, rows: list[dict]) -> None:
+    """Per-image score rows as CSV, one column per key of the first row."""
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def median_table_markdown(table: list[dict]) -> str:
+    """A table of :func:`median_table_of_rows` in markdown: ``median [95 % CI] stars`` for each of
+    :data:`TABLE_METRICS`, the best median in bold."""
+    from teachdiff.evaluation import metrics, stats
+
+    return stats.format_markdown(
+        table,
+        TABLE_METRICS,
+        labels={name: metrics.METRICS[name].label for name in TABLE_METRICS},
+        higher_is_better={name: metrics.METRICS[name].higher_is_better for name in TABLE_METRICS},
+    )
+
+
+def _check_settings(pixel_size: float, pred_range: tuple[float, float] | None, bit_depth: int | None,
+                    ms_ssim_scales: int, option: OptionName) -> None:
+    if not pixel_size > 0:
+        raise ValueError(f"{option('pixel_size')} must be positive, got {pixel_size}.")
+    if pred_range is not None and not pred_range[0] < pred_range[1]:
+        raise ValueError(f"{option('pred_range', 'LOW HIGH')} needs LOW < HIGH, got {pred_range[0]:g} "
+                         f"{pred_range[1]:g}.")
+    if bit_depth is not None and not 1 <= bit_depth <= 16:
+        raise ValueError(f"{option('bit_depth')} must be between 1 and 16 (e.g. 12), got {bit_depth}.")
+    if not 1 <= ms_ssim_scales <= MS_SSIM_SCALES:
+        raise ValueError(f"{option('ms_ssim_scales')} must be between 1 and {MS_SSIM_SCALES}, got {ms_ssim_scales}.")
+
+
+def read_image_255(path: Path, bit_depth: int | None = None,
+                   option: OptionName = python_option) -> tuple[np.ndarray, bool]:
     """Read a 2-D grey TIFF/PNG as float64 on the 0..255 scale; also say if it was 16-bit.
 
     A float TIFF written by ``teachdiff restore`` says in its metadata the bit depth B of its
     scale (``"bit_depth": 16`` for a 16-bit input, 12 after ``--bit-depth 12``) and is multiplied
     by 255 / (2^B - 1). With ``bit_depth`` B given, every image (integer or float) is taken to be
-    on 0..2^B-1 and scaled so; values beyond that range are an error.
+    on 0..2^B-1 and scaled so; values beyond that range are an error (``option`` names the
+    parameter in its message, as in :func:`evaluate_folders`).
     """
     import numpy as np
 
@@ -97,7 +259,7 @@ def read_image_255(path: Path, bit_depth: int | None = None) -> tuple[np.ndarray
         top = 2**bit_depth - 1
         if image.max() > top + 0.5:
             raise ValueError(f"{path} has values up to {image.max():.0f}, beyond the {bit_depth}-bit range "
-                             f"0..{top} of --bit-depth {bit_depth}; pass the images' real bit depth.")
+                             f"0..{top} of {option('bit_depth', str(bit_depth))}; pass the images' real bit depth.")
         return image.astype(np.float64) * (255.0 / top), False
     if image.dtype == np.uint8:
         return image.astype(np.float64), False
@@ -124,29 +286,12 @@ def _restore_bit_depth(description: str) -> int | None:
     return metadata.get("bit_depth") if isinstance(metadata, dict) and "map" in metadata else None
 
 
-def _to_255(image: np.ndarray, pred_range: tuple[float, float] | None) -> np.ndarray:
-    """Map predictions from ``--pred-range`` onto 0..255 (unchanged without it)."""
-    if pred_range is None:
+def _map_range_to_255(image: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
+    """Map values that span ``value_range`` (a prediction range) linearly onto 0..255; unchanged without one."""
+    if value_range is None:
         return image
-    low, high = pred_range
+    low, high = value_range
     return (image - low) * (255.0 / (high - low))
-
-
-def _check_writable(target: Path, overwrite: bool) -> None:
-    """--out / --table can be written, checked before any (slow) scoring."""
-    target = Path(target)
-    if target.is_dir():
-        raise ValueError(f"{target} is a folder; give a file name, e.g. {target / 'scores.csv'}.")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; choose another file or pass --overwrite.")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".teachdiff-write-test-"):
-            pass
-    except OSError as err:
-        raise PermissionError(
-            f"cannot write {target} ({err.strerror or err}); choose a file in a writable folder."
-        ) from None
 
 
 def _image_files(folder: Path, what: str, notes: list[str] | None = None) -> dict[str, Path]:
@@ -172,7 +317,7 @@ def _image_files(folder: Path, what: str, notes: list[str] | None = None) -> dic
 
 
 def _match_predictions(
-    preds: dict[str, Path], gts: dict[str, Path], method: str, notes: list[str]
+    preds: dict[str, Path], gts: dict[str, Path], method: str, notes: list[str], option: OptionName = python_option
 ) -> dict[str, Path]:
     """Ground-truth name -> prediction file: by equal name, or after restore's ``_mean`` /
     ``_restored`` suffix; restore's ``_sample``/``_std``/``_entropy`` maps are left out."""
@@ -194,7 +339,7 @@ def _match_predictions(
         if name in matched:
             raise ValueError(
                 f"{method}: {matched[name].name} and {path.name} are both predictions for {name!r}; keep one "
-                "(put each method's results in its own sub-folder of --pred)."
+                f"(put each method's results in its own sub-folder of {option('pred')})."
             )
         matched[name] = path
     for suffix, count in used.items():
@@ -207,11 +352,12 @@ def _match_predictions(
     return matched
 
 
-def _common_names(predictions: dict[str, dict[str, Path]], gts: dict[str, Path], notes: list[str]) -> list[str]:
+def _common_names(predictions: dict[str, dict[str, Path]], gts: dict[str, Path], notes: list[str],
+                  option: OptionName = python_option) -> list[str]:
     """The images that the ground truth and every method have (the table compares like with like);
     what is skipped is said in ``notes``. No common image at all is an error that lists names."""
     if not gts:
-        raise FileNotFoundError(f"no ground-truth images ({', '.join(IMAGE_SUFFIXES)}) in --gt.")
+        raise FileNotFoundError(f"no ground-truth images ({', '.join(IMAGE_SUFFIXES)}) in {option('gt')}.")
     names = set(gts)
     for matched in predictions.values():
         names &= set(matched)
@@ -242,10 +388,11 @@ def _check_ranges(
     pred_range: tuple[float, float] | None,
     bit_depth: int | None = None,
     ms_ssim_scales: int = MS_SSIM_SCALES,
+    option: OptionName = python_option,
 ) -> int:
     """Read every pair once before scoring: same shape, finite values, large enough for MS-SSIM
     with ``ms_ssim_scales``, and predictions on the ground truth's 0..255 scale (after
-    ``--pred-range``); returns how many 16-bit images were converted. Warns when 16-bit ground
+    ``pred_range``); returns how many 16-bit images were converted. Warns when 16-bit ground
     truth holds 12- or 14-bit content and no ``bit_depth`` is given."""
     import warnings
 
@@ -259,8 +406,8 @@ def _check_ranges(
     gt_16_top, gt_16_example = 0.0, None
     gt_shapes = {}
     for name in names:
-        gt, was_16 = read_image_255(gts[name], bit_depth)
-        _refuse_non_finite("the ground truth", _non_finite(gts[name], gt))
+        gt, was_16 = read_image_255(gts[name], bit_depth, option)
+        _refuse_non_finite("the ground truth", _non_finite(gts[name], gt), option)
         converted += was_16
         gt_top, gt_shapes[name] = max(gt_top, float(gt.max())), gt.shape
         if was_16 and float(gt.max()) * UINT16_DIVISOR >= gt_16_top:
@@ -268,7 +415,7 @@ def _check_ranges(
     smallest = min(gt_shapes.items(), key=lambda item: min(item[1]))
     if min(smallest[1]) < ms_ssim_min_size(ms_ssim_scales):
         fits = [k for k in range(MS_SSIM_SCALES, 0, -1) if ms_ssim_min_size(k) <= min(smallest[1])]
-        fix = (f"pass --ms-ssim-scales {fits[0]} (the most that fit; not comparable with the paper's "
+        fix = (f"pass {option('ms_ssim_scales', str(fits[0]))} (the most that fit; not comparable with the paper's "
                f"{MS_SSIM_SCALES}-scale values), or score larger crops (the paper's are 256 x 256)") if fits else \
             f"score larger crops: even 1 scale needs {ms_ssim_min_size(1)} pixels a side"
         raise ValueError(f"{gts[smallest[0]]} is {smallest[1][0]}x{smallest[1][1]} pixels, smaller than the "
@@ -281,9 +428,9 @@ def _check_ranges(
         low, high = np.inf, -np.inf
         broken = []
         for name in names:
-            raw, was_16 = read_image_255(matched[name], bit_depth)
+            raw, was_16 = read_image_255(matched[name], bit_depth, option)
             converted += was_16
-            pred = _to_255(raw, pred_range)
+            pred = _map_range_to_255(raw, pred_range)
             if pred.shape != gt_shapes[name]:
                 raise ValueError(
                     f"{matched[name]} has shape {pred.shape} but {gts[name]} has shape {gt_shapes[name]}; "
@@ -293,15 +440,15 @@ def _check_ranges(
             finite = pred[np.isfinite(pred)]
             if finite.size:
                 low, high = min(low, float(finite.min())), max(high, float(finite.max()))
-        _refuse_non_finite(f"{method}: the predictions", broken)
+        _refuse_non_finite(f"{method}: the predictions", broken, option)
         problem = _scale_problem(low, high, gt_top)
         if problem:
-            fix = ("the --pred-range given does not fit these values; correct it" if pred_range is not None
-                   else f"if that is their scale, pass --pred-range {problem[1]} to map it onto 0..255")
+            fix = (f"the {option('pred_range')} given does not fit these values; correct it" if pred_range is not None
+                   else f"if that is their scale, pass {option('pred_range', problem[1])} to map it onto 0..255")
             raise ValueError(
                 f"{method}: the predictions span [{low:.4g}, {high:.4g}] but the ground truth 0..{gt_top:.4g} "
                 f"(the 0..255 scale of the metrics): {problem[0]}; {fix}. Scores on mismatched scales are wrong."
-                + (" 12- or 14-bit data in 16-bit files? Then pass --bit-depth." if warning else "")
+                + (f" 12- or 14-bit data in 16-bit files? Then pass {option('bit_depth')}." if warning else "")
             )
     return converted
 
@@ -315,7 +462,7 @@ def _non_finite(path: Path, image) -> list[tuple[Path, int, int, int]]:
     return [(path, nan, inf, int(image.size))] if nan or inf else []
 
 
-def _refuse_non_finite(what: str, broken: list[tuple[Path, int, int, int]]) -> None:
+def _refuse_non_finite(what: str, broken: list[tuple[Path, int, int, int]], option: OptionName = python_option) -> None:
     """A clear error naming the files with NaN or infinite values and how many (none: nothing)."""
     if not broken:
         return
@@ -325,12 +472,14 @@ def _refuse_non_finite(what: str, broken: list[tuple[Path, int, int, int]]) -> N
     more = f"; and {len(broken) - 5} more file(s)" if len(broken) > 5 else ""
     raise ValueError(f"{what} hold NaN or infinite values in {len(broken)} file(s): {listed}{more}. A restoration "
                      "that produced them failed (e.g. a diverged model, or fp16 overflow: restore again with "
-                     "--precision fp32); scores of such images mean nothing, so fix or remove these files.")
+                     f"{option('precision', 'fp32')}); scores of such images mean nothing, so fix or remove these "
+                     "files.")
 
 
 def _scale_problem(low: float, high: float, gt_top: float) -> tuple[str, str] | None:
     """Why predictions in [low, high] are not on the ground truth's 0..255 scale, and the
-    --pred-range that would fit; ``None`` when they are (small under/overshoots are normal)."""
+    value range that would fit (as on a command line: ``"0 1"``); ``None`` when they are (small
+    under/overshoots are normal)."""
     if high <= 1.0 and low < -0.05:
         return "they look like network outputs in [-1, 1]", "-1 1"
     if high <= 1.0 and gt_top > 2.0:
@@ -340,15 +489,15 @@ def _scale_problem(low: float, high: float, gt_top: float) -> tuple[str, str] | 
     return None
 
 
-def _method_dirs(pred: Path, methods: list[str] | None) -> dict[str, Path]:
+def _method_dirs(pred: Path, methods: Sequence[str] | None, option: OptionName = python_option) -> dict[str, Path]:
     """Method name -> folder: sub-folders of ``pred``, or ``pred`` itself if it holds images."""
     if not pred.is_dir():
-        raise FileNotFoundError(f"--pred: folder {pred} does not exist.")
-    if _image_files(pred, "--pred"):
+        raise FileNotFoundError(f"{option('pred')}: folder {pred} does not exist.")
+    if _image_files(pred, option("pred")):
         if methods and len(methods) != 1:
             raise ValueError(
-                f"{pred} holds images directly, i.e. one method, but --methods names {len(methods)}; "
-                "put each method's images in its own sub-folder of --pred."
+                f"{pred} holds images directly, i.e. one method, but {option('methods')} names {len(methods)}; "
+                f"put each method's images in its own sub-folder of {option('pred')}."
             )
         return {(methods[0] if methods else pred.name): pred}
     available = {path.name: path for path in sorted(pred.iterdir()) if path.is_dir()}
@@ -361,7 +510,7 @@ def _method_dirs(pred: Path, methods: list[str] | None) -> dict[str, Path]:
     unknown = [name for name in methods if name not in available]
     if unknown:
         raise ValueError(
-            f"--methods {unknown} not found in {pred}; available: {sorted(available)}."
+            f"{option('methods')} {unknown} not found in {pred}; available: {sorted(available)}."
         )
     return {name: available[name] for name in methods}
 

@@ -8,7 +8,7 @@
    interrupted run is resumed);
 2. restore the test patches: DDPM (one sample), DDPM-avg (mean of N samples, N = 15 in the
    paper), the baselines and two classical filters;
-3. post-process under each mode of ``postprocessing`` (:data:`teachdiff.evaluation.metrics.POSTPROCESSING`):
+3. post-process under each mode of ``postprocessing`` (:data:`teachdiff.core.paper.POSTPROCESSING`):
    ``paper`` as §3.6 (CARE, Noise2Void and UNet-RCAN outputs clipped to [0, 255] and linearly
    rescaled to the GT training distribution, DDPM and pix2pix only clipped; the two classical
    filters, which the paper does not score, rescaled like CARE), ``none`` (every output clipped)
@@ -33,7 +33,6 @@ numbers of the matching real dataset only as a reference point, and the table sa
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -44,14 +43,15 @@ import torch
 from tqdm.auto import tqdm
 
 import teachdiff
+from teachdiff.core.paper import METHOD_LABELS, POSTPROCESSING, paper_value
+from teachdiff.core.scale import to_display_range
 from teachdiff.evaluation import metrics, stats
+from teachdiff.evaluation.evaluate import TABLE_METRICS, median_table_of_rows, write_scores_csv
 from teachdiff.evaluation.metrics.postprocess import postprocess
-from teachdiff.core.paper import METHOD_LABELS, paper_value
 
 __all__ = ["ReproduceConfig", "reproduce", "postprocess", "ranking", "describe_table", "choose_dataset", "dataset_card",
-           "comparison_markdown", "plot_boxplots", "plot_averaging", "plot_examples"]
+           "comparison_markdown", "plot_boxplots", "plot_averaging", "plot_examples", "grey_levels"]
 
-RESCALED = metrics.PAPER_RESCALED  # §3.6 (+ the classical filters): rescaled to the GT under "paper"
 RESOLUTION_METRICS = ("resolution", "resolution_ratio")
 NO_PEAK = "n/a (no peak)"
 NO_PEAK_NOTE = (f"{NO_PEAK}: for no image of this method does the decorrelation analysis find a peak of d(r) "
@@ -59,7 +59,6 @@ NO_PEAK_NOTE = (f"{NO_PEAK}: for no image of this method does the decorrelation 
                 "inputs): the resolution would be the grid's first radius (2 x 49 pixels), not a measurement, "
                 "and the ratio is undefined when the prediction or the GT has no peak. "
                 "(k/n no peak): the median is over the images that have one.")
-TABLE_METRICS = ("mae", "psnr", "ms_ssim", "lpips", "nrmse", "pearson", "resolution", "resolution_ratio")
 LABELS = {**METHOD_LABELS, "gaussian": "Gaussian filter", "nlm": "Non-local means"}
 METRIC_LABELS = {"mae": "MAE ↓", "psnr": "PSNR ↑", "ms_ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "nrmse": "NRMSE ↓",
                  "pearson": "Pearson ↑", "resolution": "Res. (nm)", "resolution_ratio": "Res. ratio (1 = GT)"}
@@ -78,7 +77,7 @@ class ReproduceConfig:
     test_patch_size: int = 256
     classical: bool = True
     seed: int = 0
-    postprocessing: tuple[str, ...] = ("paper", "none")  # teachdiff.evaluation.metrics.POSTPROCESSING; the first is "table"
+    postprocessing: tuple[str, ...] = ("paper", "none")  # modes of core.paper.POSTPROCESSING; the first gives "table"
     align: bool | None = None  # re-align predictions to the GT (§4.1); None: when the dataset is registered
     # False: models live in ``out_dir/models/<model>``. True: in ``train_or_load``'s default folders
     # under ``teachdiff.training.config.runs_dir()``, shared with every other user of the same preset (the
@@ -126,8 +125,10 @@ def chapter_config(dataset: str, preset: str, competitor: str) -> ReproduceConfi
     return dataclasses.replace(cfg, models=models, shared_models=True)
 
 
-def _to255(t: torch.Tensor) -> np.ndarray:
-    return ((t.float().clamp(-1, 1) + 1) * 127.5).cpu().numpy()
+def grey_levels(images: torch.Tensor) -> np.ndarray:
+    """Images in the networks' [-1, 1] as a NumPy array of grey levels 0..255, the scale of the
+    metrics (:func:`teachdiff.core.scale.to_display_range`)."""
+    return to_display_range(images).cpu().numpy()
 
 
 def _trained(model: str, cfg: ReproduceConfig, out_dir: Path, progress: bool):
@@ -156,45 +157,38 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"--out {out_dir} is a file; give a folder.")
+        raise FileExistsError(f"{out_dir} is a file; give a folder for the results.")
     for mode in cfg.postprocessing:
-        if mode not in metrics.POSTPROCESSING:
-            raise ValueError(f"unknown post-processing {mode!r}; choose from {', '.join(metrics.POSTPROCESSING)}.")
+        if mode not in POSTPROCESSING:
+            raise ValueError(f"unknown post-processing {mode!r}; choose from {', '.join(POSTPROCESSING)}.")
     out_dir.mkdir(parents=True, exist_ok=True)
     info = get_dataset_info(cfg.dataset)
     quick = cfg.preset == "quick" and (info.is_synthetic or cfg.test_subset)
     test_sets = make_datasets(cfg.dataset, patch_size=cfg.test_patch_size, quick=quick, seed=cfg.seed,
                               augmentation=False, progress=progress)
     x, y = _stack(test_sets["test"], cfg.test_images)
-    gt = _to255(y[:, 0])
+    gt = grey_levels(y[:, 0])
     reference = metrics.IntensityReference.from_images(
-        _to255(_stack(test_sets["train"], 64)[1][:, 0]))
+        grey_levels(_stack(test_sets["train"], 64)[1][:, 0]))
     device = teachdiff.device()
     generator = torch.Generator().manual_seed(cfg.seed)
 
-    outputs: dict[str, np.ndarray] = {"raw": _to255(x[:, 0])}  # before post-processing
+    outputs: dict[str, np.ndarray] = {"raw": grey_levels(x[:, 0])}  # before post-processing
     averaging_curve = None
     for model in cfg.models:
         method = _trained(model, cfg, out_dir, progress)
         if model == "ddpm":
             samples = _ddpm_samples(method, x, cfg, generator, progress)
-            outputs["ddpm"] = _to255(samples[:, 0, 0])
-            outputs["ddpm-avg"] = _to255(samples[:, :, 0].mean(1))
-            averaging_curve = [np.median([metrics.mae(_to255(samples[i, :k, 0].mean(0)), gt[i])
+            outputs["ddpm"] = grey_levels(samples[:, 0, 0])
+            outputs["ddpm-avg"] = grey_levels(samples[:, :, 0].mean(1))
+            averaging_curve = [np.median([metrics.mae(grey_levels(samples[i, :k, 0].mean(0)), gt[i])
                                           for i in range(len(gt))]) for k in range(1, cfg.n_avg + 1)]
             continue
         with torch.no_grad():
-            outputs[model] = _to255(method.restore(x.to(device), generator=generator)[:, 0])
+            outputs[model] = grey_levels(method.restore(x.to(device), generator=generator)[:, 0])
     kinds = {name: name for name in outputs}  # what post-processing treats each output as
-    for label, source in cfg.extra:
-        from teachdiff.store.resolve import load_method
-
-        method = load_method(source, map_location=device)
-        if method.kind == "ddpm":
-            outputs[label], kinds[label] = _to255(_ddpm_samples(method, x, cfg, generator, progress)[:, :, 0].mean(1)), "ddpm-avg"
-        else:
-            with torch.no_grad():
-                outputs[label], kinds[label] = _to255(method.restore(x.to(device), generator=generator)[:, 0]), method.kind
+    for label, (output, kind) in _extra_outputs(cfg, x, generator, progress).items():
+        outputs[label], kinds[label] = output, kind
     align = _aligned_dataset(info) if cfg.align is None else cfg.align
     validation = _stack(test_sets["val"], 8) if cfg.classical else None
 
@@ -205,27 +199,53 @@ def reproduce(cfg: ReproduceConfig, out_dir: str | Path, progress: bool = True) 
             predictions.update(_tuned_filters(x, *validation, reference, mode))
         if align:
             predictions, shifts[mode] = metrics.align_predictions(predictions, gt)
-        mode_rows = []
-        for name, pred in tqdm(predictions.items(), desc=f"scoring ({mode})", disable=not progress):
-            for i in range(len(gt)):
-                scores = metrics.without_grid_floor(metrics.evaluate(pred[i], gt[i], pixel_size=info.pixel_size_nm),
-                                                    info.pixel_size_nm)
-                row = {"postprocessing": mode, "method": name, "image": i, **scores}
-                if align:
-                    row["shift_y"], row["shift_x"] = (float(v) for v in shifts[mode][name][i])
-                mode_rows.append(row)
+        mode_rows = _scored_rows(predictions, gt, mode, info.pixel_size_nm, shifts.get(mode), progress)
         rows += mode_rows
         predictions_by_mode[mode] = predictions
         tables[mode] = _median_table(mode_rows, cfg.dataset)
     first = cfg.postprocessing[0]
-    _write_csv(out_dir / "scores.csv", rows)
+    write_scores_csv(out_dir / "scores.csv", rows)
     (out_dir / "table.md").write_text("\n".join(_table_markdown(tables[m], cfg, m) for m in cfg.postprocessing))
-    _plot_boxplots([r for r in rows if r["postprocessing"] == first], out_dir / "boxplots.png", cfg.dataset)
+    plot_boxplots([r for r in rows if r["postprocessing"] == first], cfg.dataset).savefig(out_dir / "boxplots.png",
+                                                                                         dpi=90)
     if averaging_curve is not None:
-        _plot_averaging(averaging_curve, out_dir / "averaging.png", cfg)
+        plot_averaging(averaging_curve, cfg.dataset).savefig(out_dir / "averaging.png", dpi=90)
     return {"table": tables[first], "tables": tables, "rows": rows, "averaging_curve": averaging_curve,
             "predictions": predictions_by_mode[first], "predictions_by_mode": predictions_by_mode,
             "shifts": shifts, "outputs": outputs, "x": x, "gt": gt, "reference": reference}
+
+
+def _extra_outputs(cfg: ReproduceConfig, x: torch.Tensor, generator,
+                   progress: bool) -> dict[str, tuple[np.ndarray, str]]:
+    """The models of ``cfg.extra`` on the test inputs ``x``: label -> (output in 0..255, what
+    post-processing treats it as; a DDPM gives its DDPM-avg)."""
+    from teachdiff.store.resolve import load_method
+
+    device = teachdiff.device()
+    extra = {}
+    for label, source in cfg.extra:
+        method = load_method(source, map_location=device)
+        if method.kind == "ddpm":
+            extra[label] = grey_levels(_ddpm_samples(method, x, cfg, generator, progress)[:, :, 0].mean(1)), "ddpm-avg"
+        else:
+            with torch.no_grad():
+                extra[label] = grey_levels(method.restore(x.to(device), generator=generator)[:, 0]), method.kind
+    return extra
+
+
+def _scored_rows(predictions: dict[str, np.ndarray], gt: np.ndarray, mode: str, pixel_size: float,
+                 shifts: dict[str, np.ndarray] | None, progress: bool) -> list[dict]:
+    """One row per method and test image of one post-processing mode: every metric and, when the
+    predictions were re-aligned, the ``shifts`` applied ({method: (N, 2)})."""
+    rows = []
+    for name, pred in tqdm(predictions.items(), desc=f"scoring ({mode})", disable=not progress):
+        for i in range(len(gt)):
+            scores = metrics.without_grid_floor(metrics.evaluate(pred[i], gt[i], pixel_size=pixel_size), pixel_size)
+            row = {"postprocessing": mode, "method": name, "image": i, **scores}
+            if shifts is not None:
+                row["shift_y"], row["shift_x"] = (float(v) for v in shifts[name][i])
+            rows.append(row)
+    return rows
 
 
 def _ddpm_samples(method, x: torch.Tensor, cfg: ReproduceConfig, generator, progress: bool) -> torch.Tensor:
@@ -263,43 +283,30 @@ def _tuned_filters(x, x_val, y_val, reference, mode: str) -> dict[str, np.ndarra
         def objective(pred, gt, name=name):
             return float(np.abs(metrics.postprocess(name, pred, reference, mode) - gt).mean())
 
-        predictions[name] = metrics.postprocess(name, _to255(cls.fit(x_val, y_val, objective=objective).restore(x)[:, 0]),
-                                                reference, mode)
+        restored = grey_levels(cls.fit(x_val, y_val, objective=objective).restore(x)[:, 0])
+        predictions[name] = metrics.postprocess(name, restored, reference, mode)
     return predictions
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _median_table(rows: list[dict], dataset: str, reference: str = "ddpm-avg") -> list[dict]:
-    """One row per method (rows of one post-processing mode): the median of each metric with its
-    bootstrap 95 % CI (``m_low``, ``m_high``), the paper's value and our minus the paper's; against
-    ``reference`` (DDPM-avg), Mood's median test of the per-image MAE (``mae_vs_ddpm_avg``: stars) and
-    the paired Wilcoxon signed-rank test of the per-image MAE differences (``mae_wilcoxon_p``)."""
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    scores = stats.scores_from_rows(rows, TABLE_METRICS)
-    paired = reference in scores
-    summary = stats.median_table(scores, TABLE_METRICS, reference=reference if paired else methods[0])
+    """:func:`teachdiff.evaluation.evaluate.median_table_of_rows` of the rows of one post-processing mode
+    (Mood's test against ``reference``, DDPM-avg), with the paper's value of each metric
+    (``m_paper``) and ours minus the paper's (``m_diff``); against ``reference``, Mood's test of the
+    per-image MAE (``mae_vs_ddpm_avg``: stars) and the paired Wilcoxon signed-rank test of the
+    per-image MAE differences (``mae_wilcoxon_p``, ``mae_median_difference``)."""
+    table = median_table_of_rows(rows, reference)
+    scores = stats.scores_from_rows(rows, ("mae",))
     reference_dataset = dataset.removeprefix("synthetic-")
-    table = []
-    for row in summary:
+    for row in table:
         method = row["method"]
         for metric in TABLE_METRICS:
-            values = np.asarray(scores[method][metric], dtype=float)
             paper = paper_value(reference_dataset, method, metric)
-            row[f"{metric}_undefined"] = int((~np.isfinite(values)).sum())
-            row["n_images"] = len(values)
             row[f"{metric}_paper"] = math.nan if paper is None else paper
             row[f"{metric}_diff"] = row[metric] - paper if paper is not None else math.nan
-        if paired and method != reference:
+        if reference in scores and method != reference:
             row["mae_vs_ddpm_avg"] = row["mae_stars"]
             test = stats.wilcoxon_signed_rank(scores[method]["mae"], scores[reference]["mae"])
             row["mae_wilcoxon_p"], row["mae_median_difference"] = test.p_value, test.median_difference
-        table.append(row)
     return table
 
 
@@ -422,14 +429,6 @@ def plot_averaging(curve: list[float], dataset: str):
     ax.set_ylabel("median MAE ↓")
     ax.set_title(f"DDPM-avg on {dataset} (Fig. S1)")
     return fig
-
-
-def _plot_boxplots(rows: list[dict], path: Path, dataset: str) -> None:
-    plot_boxplots(rows, dataset).savefig(path, dpi=90)
-
-
-def _plot_averaging(curve: list[float], path: Path, cfg: ReproduceConfig) -> None:
-    plot_averaging(curve, cfg.dataset).savefig(path, dpi=90)
 
 
 def plot_examples(result: dict, methods: list[str] | None = None, image: int = 0, error_maps: bool = True,
@@ -562,7 +561,7 @@ def describe_table(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssim", "
             verdict = "a paired difference" if p < alpha else "not shown to differ"
             compared.append(f"{label(m)} {side} (p {'' if _p(p).startswith('<') else '= '}{_p(p)}, {verdict})")
         if compared:
-            text.append(f"Against {label(reference)}, per-patch MAE, Wilcoxon signed-rank: " + "; ".join(compared) + ".")
+            text.append(f"Against {label(reference)}, per-patch MAE, Wilcoxon signed-rank: {'; '.join(compared)}.")
     return " ".join(text)
 
 
@@ -570,10 +569,8 @@ def agreement_markdown(table: list[dict], metrics_shown=("mae", "psnr", "ms_ssim
     """Where our ranking agrees with the paper's: for each method, is DDPM-avg better than it,
     here and in the paper (on the real dataset the rows' ``_paper`` values come from)? Lower is
     better for MAE, NRMSE and LPIPS, higher for the rest. Rows without a paper value are left out."""
-    lower = {"mae", "nrmse", "lpips"}
-
     def better(a: float, b: float, metric: str) -> bool:
-        return a < b if metric in lower else a > b
+        return a < b if metric in LOWER_IS_BETTER else a > b
 
     reference = next((r for r in table if r["method"] == "ddpm-avg"), None)
     if reference is None:

@@ -28,6 +28,7 @@ import torch
 from skimage.filters import gaussian
 from skimage.restoration import denoise_nl_means
 
+from teachdiff.core.scale import to_display_range
 from teachdiff.methods.common import check_images
 
 __all__ = ["gaussian_restore", "nlm_restore", "estimate_noise_sigma", "GaussianFilter", "NonLocalMeans"]
@@ -92,14 +93,9 @@ def _best(candidates: Sequence[float], restore, x: torch.Tensor, y: torch.Tensor
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}.")
     objective = objective or _mae_255
-    gt = _to_levels(y)
-    scores = [objective(_to_levels(restore(x, c)), gt) for c in candidates]
+    gt = to_display_range(y[:, 0]).cpu().numpy()
+    scores = [objective(to_display_range(restore(x, c)[:, 0]).cpu().numpy(), gt) for c in candidates]
     return float(candidates[int(np.argmin(scores))])
-
-
-def _to_levels(t: torch.Tensor) -> np.ndarray:
-    """(N, 1, H, W) in [-1, 1] -> (N, H, W) grey levels 0..255."""
-    return ((t[:, 0].float().clamp(-1, 1) + 1) * 127.5).cpu().numpy()
 
 
 @dataclass
