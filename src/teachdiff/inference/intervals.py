@@ -20,11 +20,6 @@ def check_level(level: float) -> float:
     return float(level)
 
 
-# The old private name, while teachdiff.evaluation.metrics.uncertainty still imports it (issue 26: it
-# should import check_level; then this line goes).
-_check_level = check_level
-
-
 def sample_interval(samples, level: float = 0.9, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     r"""The per-pixel interval between the samples' (1 - level)/2 and (1 + level)/2 quantiles.
 

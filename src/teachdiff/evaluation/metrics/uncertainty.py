@@ -27,7 +27,7 @@ import numpy as np
 import scipy.stats
 
 from teachdiff.evaluation.metrics._checks import finite_array, warn_undefined
-from teachdiff.inference.intervals import _check_level, sample_interval, samples_for_level
+from teachdiff.inference.intervals import check_level, sample_interval, samples_for_level
 
 __all__ = [
     "ConformalScale",
@@ -173,7 +173,7 @@ class ConformalScale:
     def fit(cls, mean, std, gt, level: float = 0.9, min_std: float = 0.5,
             settings: dict | None = None) -> "ConformalScale":
         """Fit on calibration images: DDPM-avg ``mean``, ``std`` map and ``gt``, same shapes."""
-        level = _check_level(level)
+        level = check_level(level)
         m, s, y = _same_shape(mean=mean, std=std, gt=gt)
         if min_std <= 0:
             raise ValueError(f"min_std must be positive (e.g. 0.5 grey levels), got {min_std!r}.")
