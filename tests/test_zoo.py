@@ -69,6 +69,27 @@ def test_released_checkpoint_has_no_training_state(released):
     assert payload["zoo"]["name"] == NAME and payload["kind"] == "ddpm"
 
 
+def test_a_release_drops_exactly_the_training_state_that_the_trainer_writes(tmp_path):
+    """TRAINING_STATE_KEYS names keys of a real run's checkpoint (fp16's "grad_scaler" included),
+    and a release keeps every other key."""
+    from teachdiff.store.checkpoint import TRAINING_STATE_KEYS, load_checkpoint
+    from teachdiff.training.config import TrainConfig
+    from teachdiff.training.loop import train
+
+    generator = torch.Generator().manual_seed(0)
+    pairs = [{"x": torch.rand(1, 32, 32, generator=generator) * 2 - 1,
+              "y": torch.rand(1, 32, 32, generator=generator) * 2 - 1} for _ in range(4)]
+    config = TrainConfig(dataset="custom", patch_size=32, batch_size=2, epochs=1, steps_per_epoch=1, val_images=1,
+                         sample_every=0, ema_decay=0.9)
+    tiny = DiffusionConfig(unet=dataclasses.replace(UNetConfig.tiny(), image_size=32), T=4, val_steps=2)
+    run = train(config, tiny, tmp_path / "run", datasets={"train": pairs, "val": pairs[:1]}, progress=False)
+    written = load_checkpoint(run.last_checkpoint)
+    assert set(TRAINING_STATE_KEYS) <= set(written)
+    zoo.export_checkpoint(run.last_checkpoint, tmp_path / "released.pt")
+    released = torch.load(tmp_path / "released.pt", weights_only=False)
+    assert set(released) == set(written) - set(TRAINING_STATE_KEYS) | {"weights_dtype", "zoo"}
+
+
 def test_release_into_a_folder_that_does_not_exist_yet(released, tmp_path):
     """A fresh clone has no weights folder until the first model is released."""
     folder = tmp_path / "fresh" / "weights"

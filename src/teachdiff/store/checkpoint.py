@@ -1,18 +1,10 @@
-"""One training loop for every method: the paper's recipe plus what users of EDM2/CAREamics expect.
+"""The checkpoint format: one owner for how a run's files are written, read and released.
 
-The paper's recipe (§3.4): AdamW, batch size 8, lr 2e-4, cosine annealing of the learning rate,
-and the checkpoint with the lowest validation MAE (computed on restored images) is the one kept.
-
-Added for real use: optional EMA of the weights, mixed precision on a GPU (bf16, or fp16 with a
-gradient scaler on cards without bf16: :mod:`teachdiff.core.precision`), channels-last and an
-optional ``torch.compile``, gradient clipping, an ETA measured from the first steps, a tqdm
-progress bar, a CSV + JSON log of every epoch, sample images,
-atomic checkpoints that make an interrupted run resume to *the same weights* as an
-uninterrupted one, a time budget, and multi-GPU training under ``torchrun``.
-
-Reproducibility: all randomness of step k (data order, augmentation, dropout, diffusion
-noise) is a function of ``(seed, epoch, k)``, never of a generator's history. That is what
-makes resume exact without replaying the data.
+A checkpoint is a dict saved with ``torch.save``: the method (``format``, ``kind``,
+``method_config``, ``model``, ``teachdiff_version``) plus what its writer adds, for a training run
+(:func:`teachdiff.training.loop.save_training_checkpoint`) the state that continues it
+(:data:`TRAINING_STATE_KEYS`), its position and log, its configuration and its data card.
+Every file is written atomically (:func:`atomic_write`), so a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -23,10 +15,15 @@ import torch
 import teachdiff
 from teachdiff.methods.base import RestorationMethod
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "checkpoint_file", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "TRAINING_STATE_KEYS", "atomic_write", "save_checkpoint", "without_training_state",
+           "checkpoint_file", "load_checkpoint"]
 
 
 CHECKPOINT_FORMAT = "teachdiff-checkpoint-v1"
+# What the trainer saves only to continue a run: a released model leaves it out (its EMA weights,
+# if any, become its "model" first). The rest stays (step, epoch, best validation MAE,
+# configuration, normalisation, data card): it says what the released model is.
+TRAINING_STATE_KEYS = ("optimizers", "schedulers", "ema", "history", "grad_scaler")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -55,6 +52,11 @@ def save_checkpoint(path: str | Path, method: RestorationMethod, **state) -> Pat
                "model": method.state_dict(), "teachdiff_version": teachdiff.__version__, **state}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
+
+
+def without_training_state(payload: dict) -> dict:
+    """A checkpoint's payload without the state that only continues its run (:data:`TRAINING_STATE_KEYS`)."""
+    return {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
 
 
 def checkpoint_file(path: str | Path) -> Path:

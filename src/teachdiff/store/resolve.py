@@ -11,7 +11,7 @@ from teachdiff.methods.base import RestorationMethod, build_method
 from teachdiff.core.precision import prepare_network
 from teachdiff.store.checkpoint import checkpoint_file, load_checkpoint
 
-__all__ = ["resolve_checkpoint", "load_method"]
+__all__ = ["resolve_checkpoint", "checkpoint_kind", "method_to_finetune", "load_method", "load_zoo_model"]
 
 
 def resolve_checkpoint(name: str | Path) -> Path:
@@ -37,8 +37,9 @@ def checkpoint_kind(path: str | Path) -> str:
     return load_checkpoint(resolve_checkpoint(path))["kind"]
 
 
-def _method_from_checkpoint(init: str | Path, model: str) -> RestorationMethod:
-    """The method to fine-tune: the architecture and weights of checkpoint ``init`` (EMA weights if any)."""
+def method_to_finetune(init: str | Path, model: str) -> RestorationMethod:
+    """The method that a run with ``--init`` starts from, in training mode: the architecture and
+    weights (the EMA weights if any) of checkpoint ``init``, which must hold a ``model``."""
     path = resolve_checkpoint(init)
     payload = load_checkpoint(path, map_location="cpu")
     if payload["kind"] != model:

@@ -51,8 +51,6 @@ __all__ = ["ZooError", "ZooEntry", "manifest_path", "read_manifest", "write_mani
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST_FORMAT = "teachdiff-zoo-v1"
-# Training state that a released checkpoint does not need: it is for resuming a run.
-TRAINING_STATE_KEYS = ("optimizers", "schedulers", "ema", "history", "scaler")
 
 
 class ZooError(CommandError):
@@ -246,11 +244,12 @@ def verify(names: list[str] | None = None) -> list[tuple[str, str]]:
 def released_weights(checkpoint: str | Path, half: bool = False) -> dict:
     """The checkpoint a release stores: the weights it restores with (the EMA weights when the
     run kept them, without the method's ``training_only`` parts such as pix2pix's
-    discriminator) and its configuration, without the optimizer state. ``half``: floating-point
+    discriminator) and its configuration, without the state that only continues training
+    (:data:`teachdiff.store.checkpoint.TRAINING_STATE_KEYS`). ``half``: floating-point
     weights rounded to float16, half the bytes; ``load_state_dict`` copies them back into the
     float32 network, so only the rounding (a relative 2**-11) remains."""
     from teachdiff.methods.base import method_class
-    from teachdiff.store.checkpoint import load_checkpoint
+    from teachdiff.store.checkpoint import load_checkpoint, without_training_state
 
     payload = load_checkpoint(checkpoint)
     if payload.get("ema") is not None:
@@ -258,7 +257,7 @@ def released_weights(checkpoint: str | Path, half: bool = False) -> dict:
     dropped = tuple(f"{name}." for name in method_class(payload["kind"]).training_only)
     payload["model"] = {k: v.half() if half and v.is_floating_point() else v
                         for k, v in payload["model"].items() if not k.startswith(dropped)}
-    released = {k: v for k, v in payload.items() if k not in TRAINING_STATE_KEYS}
+    released = without_training_state(payload)
     released["weights_dtype"] = "float16" if half else "float32"
     return released
 
