@@ -143,15 +143,17 @@ def from_training_set(source, train_set, patch_size: int, normalization: dict | 
                       bit_depth: int | None = None, n: int = CARD_PATCHES) -> dict:
     """The card of a training split (items ``{"x": ...}`` in the network range): :func:`build` on
     ``n`` items spread evenly over it, read without augmentation (new images are not blurred
-    either: the training blur lowers the 99th percentile of the zebrafish inputs by a third). The
-    global random state is left as it was."""
+    either: the training blur lowers the 99th percentile of the zebrafish inputs by a third) and
+    at their grid positions even when training crops at random (the card describes the training
+    images, the same whatever the random state). The global random state is left as it was."""
     import copy
 
     import numpy as np
 
-    if getattr(train_set, "augmentation", None) is not None:
+    if getattr(train_set, "augmentation", None) is not None or getattr(train_set, "random_crops", False):
         train_set = copy.copy(train_set)
         train_set.augmentation = None
+        train_set.random_crops = False
     count = min(n, len(train_set))
     picks = np.unique(np.linspace(0, len(train_set) - 1, count).round().astype(int)) if count else []
     with _global_rng_kept():
