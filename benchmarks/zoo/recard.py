@@ -1,18 +1,25 @@
-"""Re-card the rebuilt synthetic-microtubules zoo files: the data card from the grid crops of the
-training images (store.datacard.from_training_set now ignores random crops), and no training state."""
+"""Re-card the bundled zoo files of one dataset: the data card from the grid crops of the training
+images (``store.datacard.from_training_set`` ignores random crops since 2026-12-04; files trained
+before kept the random crops' statistics) and no training state. The weights are untouched.
+
+    python benchmarks/zoo/recard.py synthetic-microtubules
+"""
 import dataclasses
+import sys
+
 import torch
 from teachdiff.data import make_datasets
 from teachdiff.store import datacard, zoo
 from teachdiff.store.checkpoint import atomic_write, without_training_state
 
+DATASET = sys.argv[1]
 entries = zoo.read_manifest()
-train = make_datasets("synthetic-microtubules", patch_size=64, quick=True, seed=0, random_crops=True,
+train = make_datasets(DATASET, patch_size=64, quick=True, seed=0, random_crops=True,
                       progress=False)["train"]
-card = datacard.from_training_set("synthetic-microtubules", train, 64, None, None)
+card = datacard.from_training_set(DATASET, train, 64, None, None)
 out = []
 for e in entries:
-    if e.dataset != "synthetic-microtubules":
+    if e.dataset != DATASET:
         out.append(e)
         continue
     path = zoo.BUNDLED_DIR / e.file
