@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from teachdiff.cli.args import positive_int, zero_to_one
+from teachdiff.core import choices
 from teachdiff.core.paper import POSTPROCESSING
 
 EXAMPLES = """
@@ -32,12 +33,12 @@ def add_parser(subparsers) -> None:
                               description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", help="a name from `teachdiff data list`")
-    p.add_argument("--preset", default="quick", choices=["quick", "colab", "paper"],
+    p.add_argument("--preset", default="quick", choices=choices.PRESETS,
                    help="quick: minutes on a CPU; colab: one Colab T4 session; paper: the paper's settings")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--precision", default="auto", choices=choices.PRECISIONS,
                    help="auto: bf16 on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU (teachdiff.core.precision)")
     p.add_argument("--out", required=True, help="folder for models, scores.csv, table.md and figures")
-    p.add_argument("--models", nargs="+", choices=["ddpm", "care", "n2v", "pix2pix", "rcan"])
+    p.add_argument("--models", nargs="+", choices=choices.MODEL_KINDS)
     from teachdiff.inference.settings import FAST_SAMPLING, PAPER_SAMPLING, SAMPLERS
 
     fast, paper = FAST_SAMPLING, PAPER_SAMPLING

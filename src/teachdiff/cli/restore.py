@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from teachdiff.cli.args import non_negative_int, positive_int, unit_interval, zero_to_one
+from teachdiff.core import choices
 
 if TYPE_CHECKING:
     import numpy as np
@@ -142,7 +143,7 @@ def add_parser(subparsers) -> None:
                    help="bits the camera really used, e.g. 12 for 12-bit data in 16-bit files (default: as the "
                    "model was trained, else the pixel type; a warning says when a 16-bit file looks 12-bit)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--precision", default="auto", choices=choices.PRECISIONS,
                    help="auto: bf16 autocast on GPUs with bf16, fp16 on older GPUs, fp32 on the CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

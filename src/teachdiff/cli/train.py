@@ -7,6 +7,7 @@ import dataclasses
 import signal
 
 from teachdiff.cli.args import non_negative_int, positive_float, positive_int, unit_interval
+from teachdiff.core import choices
 from teachdiff.cli.data import add_folder_options
 
 EXAMPLES = """
@@ -54,12 +55,12 @@ def add_parser(subparsers) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="a name from `teachdiff data list`")
     source.add_argument("--data", metavar="PATH", help="your own folder of image pairs (raw/ + gt/, see below)")
-    p.add_argument("--model", default=None, choices=["ddpm", "care", "n2v", "pix2pix", "rcan"],
+    p.add_argument("--model", default=None, choices=choices.MODEL_KINDS,
                    help="default: ddpm, or the model of --init")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="fine-tune from this checkpoint (or run folder): its architecture, lr / 10 unless --lr")
     p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
-    p.add_argument("--preset", default="quick", choices=["quick", "colab", "paper"],
+    p.add_argument("--preset", default="quick", choices=choices.PRESETS,
                    help="quick: minutes on a CPU; colab: one Colab T4 session (<= ~60 min); "
                         "paper: the paper's settings (GPU, hours)")
     p.add_argument("--out", required=True, help="folder for checkpoints (best.pt, last.pt) and logs")
@@ -78,7 +79,7 @@ def add_parser(subparsers) -> None:
                         "teachdiff.training.protocol) instead of the fixed grid of patches")
     p.add_argument("--num-workers", type=non_negative_int)
     p.add_argument("--data-root", help="folder of the dataset (default: the teachdiff data folder)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--precision", choices=choices.PRECISIONS,
                    help="auto (default): bf16 on GPUs with bf16, fp16 + gradient scaling on older GPUs "
                         "(T4, V100), fp32 on the CPU")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network(s)")

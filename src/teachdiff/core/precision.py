@@ -35,12 +35,14 @@ from dataclasses import dataclass
 
 import torch
 
+from teachdiff.core.choices import PRECISIONS
+
 from teachdiff.core.allocator import keep_freed_memory
 
 __all__ = ["MODES", "Precision", "choose_mode", "resolve", "set_precision", "get_precision", "use_precision",
            "autocast", "TrainingPrecision", "prepare_network", "peak_tflops"]
 
-MODES = ("auto", "fp32", "bf16", "fp16")
+MODES = PRECISIONS
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 _default_mode = "auto"
 

@@ -13,6 +13,8 @@ import dataclasses
 import importlib
 from typing import ClassVar
 import torch
+
+from teachdiff.core.choices import MODEL_KINDS
 from torch import nn
 
 __all__ = ["input_statistics", "RestorationMethod", "METHOD_MODULES", "method_class", "build_method"]
@@ -92,13 +94,7 @@ class RestorationMethod(nn.Module):
 
 
 # Where each --model lives; imported on demand so the core never needs the baselines.
-METHOD_MODULES = {
-    "ddpm": "teachdiff.methods.ddpm",
-    "care": "teachdiff.methods.care",
-    "n2v": "teachdiff.methods.n2v",
-    "pix2pix": "teachdiff.methods.pix2pix",
-    "rcan": "teachdiff.methods.rcan",
-}
+METHOD_MODULES = {kind: f"teachdiff.methods.{kind}" for kind in MODEL_KINDS}
 
 
 def method_class(kind: str) -> type[RestorationMethod]:

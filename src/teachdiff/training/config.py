@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 import teachdiff
+from teachdiff.core import choices
 from teachdiff.data.folder import FolderConfig
 
 __all__ = ["TrainConfig", "PRESETS", "estimated_minutes", "FINETUNE_LR_FACTOR", "finetune_config", "runs_dir"]
@@ -48,7 +49,7 @@ class TrainConfig:
         return None if self.steps_per_epoch is None else self.epochs * self.steps_per_epoch
 
 
-PRESETS = ("quick", "colab", "paper")
+PRESETS = choices.PRESETS
 
 # Training FLOPs per image (forward + backward) at 256², measured with
 # torch.utils.flop_counter.FlopCounterMode on each model's paper configuration (pix2pix: one
