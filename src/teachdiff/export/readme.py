@@ -163,6 +163,8 @@ def _readme(ex, capture_mean: float, restored_mean: float) -> str:
                    "draws other samples: a DDPM-avg of the same quality, not the same numbers.")
     else:
         outputs = "- `restored`: the restoration, on the capture's intensity scale."
+    border_note = ("" if kind == "ddpm" else " (teachdiff's `benchmarks/results/border.md` measures which is "
+                   "closer to the ground truth: `restore`'s, for CARE and UNet-RCAN)")
     device_note = f"{'a GPU' if torch.cuda.is_available() else 'the CPU'} of the exporting machine"
     return f"""# {ex.name}
 
@@ -185,7 +187,9 @@ WACV 2025 (arXiv:2409.12078).
 Inputs of {sides} pixels per side (batch of any size). The outputs have a halo of
 {geometry.halo} pixels: a consumer that tiles a large image crops {geometry.halo} pixels at each tile
 border, so neighbouring tiles overlap by {2 * geometry.halo} pixels, as `teachdiff restore` overlaps its
-{geometry.restore_tile}-pixel tiles. The input is mirror-padded (reflect) at the image border.
+{geometry.restore_tile}-pixel tiles. The input is mirror-padded (reflect) at the image border,
+where `teachdiff restore` does not pad: within the network's receptive field of the image border
+the two differ slightly{border_note}.
 
 Cost per {geometry.tile}x{geometry.tile} tile: {ex.calls} network call{"s" if ex.calls > 1 else ""}, \
 {ex.gflop:.3g} GFLOP; {ex.seconds:.2g} s on {device_note} (torch {torch.__version__}, \
