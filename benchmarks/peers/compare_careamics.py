@@ -18,7 +18,10 @@ What it does (each step skips what is already there, so a run can be resumed):
 4. **score**: one metric code for both (MAE, PSNR with L = 255 and SSIM of scikit-image with
    data_range 255, on the grey levels as predicted, no rescaling; and MAE after the least-squares
    affine map of each prediction onto its GT), throughput, inference time, and the agreement of
-   tiled with whole-image prediction; written to ``benchmarks/results/careamics.md``.
+   tiled with whole-image prediction; written to ``benchmarks/results/careamics.md``;
+5. **seeds** (``--seeds 0 1 2``): steps 3 and 4 again for each further seed (``WORK/seed<k>``), and a
+   table of the accuracy columns over the seeds (mean and standard deviation), so that a difference
+   between the tools can be read against what a seed alone moves.
 
 Usage (from the repository root, with teachdiff's Python; never imported by the test suite):
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/peers/compare_careamics.py --work /tmp/peers
@@ -142,11 +145,20 @@ def teachdiff_side(folder: str, out: str, settings_file: str) -> None:
         print(model, json.dumps(timing), flush=True)
 
 
-def run_both(folder: Path, work: Path, careamics_python: Path | None, sequential: bool = False) -> None:
+def seed_folder(work: Path, seed: int) -> Path:
+    """Where the runs of ``seed`` go: ``WORK`` itself for the main seed, ``WORK/seed<k>`` for the others."""
+    return work if seed == SETTINGS["seed"] else work / f"seed{seed}"
+
+
+def run_both(folder: Path, work: Path, careamics_python: Path | None, sequential: bool = False,
+             seed: int = SETTINGS["seed"]) -> None:
     """Both tools at the same time, one core each (so neither gets a machine the other lacks); or, with
     ``sequential``, one process at a time on the same core, model by model (teachdiff then CAREamics
-    for each model), for a machine whose other cores are busy."""
-    settings = dict(SETTINGS, **statistics(folder))
+    for each model), for a machine whose other cores are busy. ``seed`` seeds both tools' training
+    (crops, masks, initialisation); its runs go to :func:`seed_folder`."""
+    settings = dict(SETTINGS, seed=seed, **statistics(folder))
+    work = seed_folder(work, seed)
+    work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
     settings_file.write_text(json.dumps(settings, indent=1))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(HERE.parents[1] / "src"))
@@ -227,7 +239,31 @@ def score(folder: Path, work: Path) -> list[dict]:
     return rows
 
 
-def write_results(rows: list[dict], work: Path, sequential: bool = False) -> None:
+ACCURACY = (("mae", "MAE", ".2f"), ("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".3f"), ("mae_affine", "MAE affine", ".2f"))
+
+
+def seed_table(folder: Path, work: Path, seeds: list[int]) -> list[str]:
+    """The accuracy columns of every tool and model over ``seeds`` (those whose runs exist): mean and
+    standard deviation (n - 1) over the seeds, and the per-seed values."""
+    per_seed = {seed: score(folder, seed_folder(work, seed)) for seed in seeds}
+    lines = [f"| tool | model | seeds | {' | '.join(f'{label} mean ± sd' for _, label, _ in ACCURACY)} | "
+             "MAE affine per seed |", "|---|---|---|" + "---|" * (len(ACCURACY) + 1)]
+    for tool in ("teachdiff", "careamics"):
+        for model in SETTINGS["models"]:
+            found = {seed: r for seed, rows in per_seed.items() for r in rows
+                     if r["tool"] == tool and r["model"] == model}
+            if len(found) < 2:
+                continue
+            cells = []
+            for key, _, fmt in ACCURACY:
+                values = np.array([r[key] for r in found.values()])
+                cells.append(f"{values.mean():{fmt}} ± {values.std(ddof=1):{fmt}}")
+            each = ", ".join(f"{r['mae_affine']:.2f} ({seed})" for seed, r in found.items())
+            lines.append(f"| {tool} | {model} | {len(found)} | {' | '.join(cells)} | {each} |")
+    return lines
+
+
+def write_results(rows: list[dict], work: Path, sequential: bool = False, seed_lines: list[str] = ()) -> None:
     import torch
 
     import teachdiff
@@ -259,6 +295,11 @@ def write_results(rows: list[dict], work: Path, sequential: bool = False) -> Non
                      f"{r['tiled_s_per_image']:.2f} | {r['mae']:.2f} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
                      f"{r['mae_affine']:.2f} | {r['mae_border']:.2f} / {r['tiled_mae_border']:.2f} | "
                      f"{r['tiled_vs_whole_max']:.2g} |")
+    if seed_lines:
+        lines += ["", "## Over seeds", "",
+                  "The same comparison trained with other seeds (`--seeds`; the table above is seed "
+                  f"{SETTINGS['seed']}), same data and settings, scored the same way (whole-image predictions):", "",
+                  *seed_lines]
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -273,13 +314,19 @@ def main(argv=None):
     p.add_argument("--skip-careamics", action="store_true", help="run and score teachdiff only")
     p.add_argument("--sequential", action="store_true",
                    help="one training process at a time on one core (model by model) instead of both at once")
+    p.add_argument("--seeds", type=int, nargs="+", default=[SETTINGS["seed"]],
+                   help=f"train with each of these seeds (default {SETTINGS['seed']}); the main table shows seed "
+                        f"{SETTINGS['seed']}, a second table every tool and model over the seeds")
     a = p.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     folder = a.work / "data"
     make_data(folder)
     careamics_python = None if a.skip_careamics else build_venv(a.venv or a.work / "careamics-venv", a.pip_cache)
-    run_both(folder, a.work, careamics_python, a.sequential)
-    write_results(score(folder, a.work), a.work, a.sequential)
+    seeds = sorted(set(a.seeds) | {SETTINGS["seed"]})
+    for seed in seeds:
+        run_both(folder, a.work, careamics_python, a.sequential, seed)
+    seed_lines = seed_table(folder, a.work, seeds) if len(seeds) > 1 else []
+    write_results(score(folder, a.work), a.work, a.sequential, seed_lines)
 
 
 if __name__ == "__main__":
