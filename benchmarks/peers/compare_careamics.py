@@ -122,7 +122,7 @@ def teachdiff_side(folder: str, out: str, settings_file: str) -> None:
                           epochs=10**4, steps_per_epoch=steps_per_epoch, max_steps=s["epochs"] * steps_per_epoch,
                           grad_clip=None, val_every=10**9, sample_every=0, seed=s["seed"], random_crops=True)
         network = dict(depth=s["depth"], base_filters=s["filters"], kernel_size=3)
-        method_config = N2VConfig(**network) if model == "n2v" else CAREConfig(**network)
+        method_config = N2VConfig(**network) if model == "n2v" else CAREConfig(**network, **s.get("care_options", {}))
         start = time.perf_counter()
         train(cfg, method_config, out / f"{model}_run", datasets=datasets, progress=False, force=True)
         timing = {"train_s": time.perf_counter() - start, "steps": cfg.max_steps, "batch": s["batch"]}
