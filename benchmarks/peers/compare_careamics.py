@@ -96,7 +96,9 @@ def statistics(folder: Path) -> dict:
 
 
 def teachdiff_side(folder: str, out: str, settings_file: str) -> None:
-    """teachdiff's half: the shared trainer on the folder, then whole and tiled prediction."""
+    """teachdiff's half: the shared trainer on the folder, then whole and tiled prediction. A settings
+    file may add ``care_options``, further :class:`CAREConfig` fields (``{"batch_norm": true}``) to try
+    another CARE network."""
     import torch
 
     from teachdiff.methods.care import CAREConfig
