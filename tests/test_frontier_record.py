@@ -57,3 +57,18 @@ def test_fast_sampling_is_the_recorded_common_choice():
         assert not all(next(x for x in r["rows"] if (x["sampler"], x["steps"], x["n"]) == setting)["mae"]
                        <= 1.02 * next(x for x in r["rows"] if x["setting"] == "DDPM-avg-15")["mae"]
                        for r in results.values())
+
+
+def test_of_equally_cheap_passing_settings_the_one_most_accurate_on_its_worst_dataset_wins():
+    bench = _bench()
+
+    def rows(ddim_mae, eta1_mae):
+        return {"rows": [{"sampler": "ddpm", "steps": 200, "n": max(bench.N_AVG), "mae": 10.0},
+                         {"sampler": "ddim", "steps": 10, "n": 8, "mae": ddim_mae},
+                         {"sampler": "ddim-eta1", "steps": 10, "n": 8, "mae": eta1_mae}]}
+
+    # both pass everywhere (within 2 %); the first listed is worse on its worst dataset
+    results = {"a": rows(10.15, 9.8), "b": rows(10.0, 10.1)}
+    assert bench.common_choice(results, 8) == ("ddim-eta1", 10, 8)
+    results = {"a": rows(9.8, 10.15), "b": rows(10.1, 10.0)}
+    assert bench.common_choice(results, 8) == ("ddim", 10, 8)
