@@ -139,6 +139,26 @@ def _weights_licence(ex) -> str:
             f"and states it with `teachdiff export --license` (this package: `{ex.licence}`).")
 
 
+def _tiling_text(ex, sides: str) -> str:
+    """The README's section on tiling, the image border and the cost per tile."""
+    geometry = ex.geometry
+    border_note = ("" if ex.kind == "ddpm" else " (teachdiff's `benchmarks/results/border.md` measures which is "
+                   "closer to the ground truth: `restore`'s, for CARE and UNet-RCAN)")
+    device_note = f"{'a GPU' if torch.cuda.is_available() else 'the CPU'} of the exporting machine"
+    return f"""## Tiling and cost
+
+Inputs of {sides} pixels per side (batch of any size). The outputs have a halo of
+{geometry.halo} pixels: a consumer that tiles a large image crops {geometry.halo} pixels at each tile
+border, so neighbouring tiles overlap by {2 * geometry.halo} pixels, as `teachdiff restore` overlaps its
+{geometry.restore_tile}-pixel tiles. The input is mirror-padded (reflect) at the image border,
+where `teachdiff restore` does not pad: within the network's receptive field of the image border
+the two differ slightly{border_note}.
+
+Cost per {geometry.tile}x{geometry.tile} tile: {ex.calls} network call{"s" if ex.calls > 1 else ""}, \
+{ex.gflop:.3g} GFLOP; {ex.seconds:.2g} s on {device_note} (torch {torch.__version__}, \
+{torch.get_num_threads()} thread(s))."""
+
+
 def _readme(ex, capture_mean: float, restored_mean: float) -> str:
     norm, kind, geometry = ex.norm, ex.kind, ex.geometry
     gain_in, offset_in = _affine_in(norm)
@@ -163,9 +183,6 @@ def _readme(ex, capture_mean: float, restored_mean: float) -> str:
                    "draws other samples: a DDPM-avg of the same quality, not the same numbers.")
     else:
         outputs = "- `restored`: the restoration, on the capture's intensity scale."
-    border_note = ("" if kind == "ddpm" else " (teachdiff's `benchmarks/results/border.md` measures which is "
-                   "closer to the ground truth: `restore`'s, for CARE and UNet-RCAN)")
-    device_note = f"{'a GPU' if torch.cuda.is_available() else 'the CPU'} of the exporting machine"
     return f"""# {ex.name}
 
 {LABELS[kind]} restoration of fluorescence microscopy images, trained and exported with
@@ -182,18 +199,7 @@ WACV 2025 (arXiv:2409.12078).
 
 {back}: the scale `teachdiff restore` writes.
 
-## Tiling and cost
-
-Inputs of {sides} pixels per side (batch of any size). The outputs have a halo of
-{geometry.halo} pixels: a consumer that tiles a large image crops {geometry.halo} pixels at each tile
-border, so neighbouring tiles overlap by {2 * geometry.halo} pixels, as `teachdiff restore` overlaps its
-{geometry.restore_tile}-pixel tiles. The input is mirror-padded (reflect) at the image border,
-where `teachdiff restore` does not pad: within the network's receptive field of the image border
-the two differ slightly{border_note}.
-
-Cost per {geometry.tile}x{geometry.tile} tile: {ex.calls} network call{"s" if ex.calls > 1 else ""}, \
-{ex.gflop:.3g} GFLOP; {ex.seconds:.2g} s on {device_note} (torch {torch.__version__}, \
-{torch.get_num_threads()} thread(s)).
+{_tiling_text(ex, sides)}
 
 ## Training data
 
